@@ -1,0 +1,631 @@
+"""Latent Behavior Diffusion (LBD) listener: a context-aware autoencoder over 50-frame windows and a
+conditional latent diffusion model in its latent space (DESIGN §5, row lbd).
+
+Shapes: B windows in a batch, w = ``window`` frames (50 at 25 fps), n = w / ``stride`` latent tokens,
+c = ``latent_dim`` channels per token. Listener behaviour is arkit58 + emotion25 = 83 features per frame,
+normalised per channel with the training set's mean and standard deviation.
+
+- Encoder Er (2 transformer layers, 4 heads): frames [B, w, 83], grouped ``stride`` frames per token, →
+  latent [B, n, c]. The latent stays time-aligned so consecutive windows can share (pin) overlap tokens.
+- Decoder Dr: latent [B, n, c] → frames [B, w, 83], arkit58 and emotion25 together. The paper's second
+  decoder Df (a VQ branch to 3DMM coefficients for its renderer) is folded into Dr: arkit58 is already
+  the renderer's input, so Dr's arkit58 half plays that role and no codebook is needed.
+- The speaker window goes through the same Er: its audio features [w, 123] by a small MLP and its face
+  (arkit58 + emotion25) by the listener's own input projection, both into Er's input space; absent
+  modalities are zero with a learned presence vector. The result is the semantic code z_sem [B, n, c].
+- Denoiser: a 10-layer MLP on the flattened latent window with its input (z_t, z_sem, listener style,
+  diffusion-step embedding) concatenated at every layer; it predicts the noise epsilon as a correction to
+  the linear estimate √(1 − ᾱ_t) z_t. Sampling: PLMS (order 4) with 50 steps by default, or DDIM.
+- Listener style (added to the paper): a reaction's mean latent [c], given to the denoiser in training;
+  at generation each of the K samples draws one style from a Gaussian fitted to the training reactions
+  and keeps it for its whole length, so a sample keeps one resting expression across windows as a
+  person does (without it, every window redrew it and the smile level wandered every 1.6 s).
+- Any length T: windows starting every ``window − overlap`` frames. Their latents are sampled in two
+  batched passes (`sample_latents`): even windows freely, then odd windows with the tokens shared with
+  both neighbours pinned at every step; all windows are decoded and cross-faded (`windows.outpaint`).
+  Network calls take at most `WINDOW_CHUNK` windows × K samples, so memory is bounded apart from the
+  output itself.
+
+Training (`make_train_plan`, shared trainer) has two phases switched by ``on_step``: the first
+``autoencoder_steps`` train Er/Dr on reconstruction (MSE on the normalised features) while tracking the
+latent's per-channel mean and spread; afterwards Er/Dr are frozen, the training reactions' styles and
+their Gaussian are computed, and the denoiser and the speaker branch (audio MLP, presence vectors) learn
+the epsilon MSE, the speaker window still passing through Er's frozen weights. The speaker's face is
+dropped at random so that audio-only, face-only and audio+face conditioning all work.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from listenerctl.checkpoint import load_checkpoint, load_into
+from listenerctl.conditioning import Conditioning
+from listenerctl.data.corpus import Corpus, load_corpus, read_card
+from listenerctl.errors import ListenerctlError
+from listenerctl.models.base import Generator
+from listenerctl.models.diffusion import DDIMSampler, NoiseSchedule, PLMSSampler, Sampler, sample
+from listenerctl.models.layers import PositionalEncoding, TimestepEmbedding, TransformerEncoder
+from listenerctl.models.windows import outpaint, plan_windows
+from listenerctl.motion import Motion, get_spec
+
+NAME = "lbd"
+SPEC = get_spec("arkit58")
+FPS = 25.0
+ARKIT_DIM = SPEC.dim                                  # 58
+MOTION_DIM = ARKIT_DIM + get_spec("emotion25").dim    # 83: arkit58 then emotion25
+AUDIO_DIM = 123                                       # AudioFeatures.matrix() columns
+BLENDSHAPES = 52                                      # arkit58 channels held in [0, 1]
+STD_FLOOR = 0.05                                      # normalisation never divides by less than this
+SAMPLERS = ("plms", "ddim")
+WINDOW_CHUNK = 64                                     # windows per batched network call (bounds memory)
+FRAME_KERNEL = 5                                      # frames seen by Dr's last (frame-rate) layer
+
+
+@dataclass(frozen=True)
+class LBDConfig:
+    """Architecture, sampler and training settings; saved in the checkpoint card and rebuilt from it."""
+
+    window: int = 50              # frames per window (w)
+    stride: int = 5               # frames per latent token
+    overlap: int = 10             # frames shared by consecutive windows (a multiple of stride)
+    latent_dim: int = 8           # channels per latent token (c)
+    width: int = 96               # Er / Dr transformer width
+    frame_width: int = 64         # Dr's per-frame features before its last layer
+    heads: int = 4
+    encoder_layers: int = 2
+    decoder_layers: int = 2
+    denoiser_layers: int = 10
+    denoiser_width: int = 128
+    time_dim: int = 64            # diffusion-step embedding size
+    schedule: str = "linear"
+    diffusion_steps: int = 1000   # steps of the training noise schedule
+    sampler: str = "plms"
+    steps: int = 50               # sampling steps
+    autoencoder_steps: int = 1200  # training phase 1 (reconstruction); then phase 2 (diffusion)
+    batch_size: int = 64
+    noise_repeats: int = 16       # noise draws per latent window in phase 2
+    lr: float = 1e-3
+    warmup_steps: int = 100       # linear learning-rate warm-up at the start of each phase
+    weight_decay: float = 0.01
+    face_drop: float = 0.5        # chance of hiding a present speaker face in a training window
+    audio_drop: float = 0.25      # chance of hiding the audio when the face is kept
+    latent_momentum: float = 0.02  # EMA rate of the latent statistics in phase 1
+
+    def __post_init__(self) -> None:
+        if self.window % self.stride or self.overlap % self.stride:
+            raise ValueError(f"window ({self.window}) and overlap ({self.overlap}) must be multiples of the "
+                             f"stride ({self.stride})")
+        if not 0 <= 2 * self.overlap < self.window:
+            raise ValueError(f"overlap must be at least 0 and under half the window ({self.window} frames), "
+                             f"got {self.overlap}")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {self.sampler!r}; use one of {', '.join(SAMPLERS)}")
+
+    @property
+    def tokens(self) -> int:
+        """Latent tokens per window (n)."""
+        return self.window // self.stride
+
+
+class BehaviourEncoder(nn.Module):
+    """Er: frames → latent. A window's frames are grouped ``stride`` at a time into n tokens of Er's input
+    space [B, n, width]; a transformer over the n tokens, then a linear map, gives the latent [B, n, c].
+    Listener (or speaker-face) frames enter through `embed_motion`, speaker audio through `embed_speaker`."""
+
+    def __init__(self, cfg: LBDConfig):
+        super().__init__()
+        self.stride = cfg.stride
+        self.motion_in = nn.Linear(cfg.stride * MOTION_DIM, cfg.width)
+        self.audio_in = nn.Sequential(nn.Linear(cfg.stride * AUDIO_DIM, cfg.width), nn.GELU(),
+                                      nn.Linear(cfg.width, cfg.width))
+        self.presence = nn.Parameter(torch.zeros(2, cfg.width))  # added where speaker audio / face is present
+        self.position = PositionalEncoding(cfg.width)
+        self.body = TransformerEncoder(cfg.width, cfg.encoder_layers, cfg.heads, mlp_ratio=2.0)
+        self.to_latent = nn.Linear(cfg.width, cfg.latent_dim)
+
+    def speaker_parameters(self) -> list[nn.Parameter]:
+        """The speaker branch, trained in phase 2 while the rest of Er stays frozen."""
+        return [*self.audio_in.parameters(), self.presence]
+
+    def _grouped(self, frames: Tensor) -> Tensor:
+        b, w, d = frames.shape
+        return frames.reshape(b, w // self.stride, self.stride * d)
+
+    def embed_motion(self, motion: Tensor) -> Tensor:
+        """Normalised arkit58 + emotion25 frames [B, w, 83] → tokens [B, n, width]."""
+        return self.motion_in(self._grouped(motion))
+
+    def embed_speaker(self, audio: Tensor, face: Tensor, has_audio: Tensor, has_face: Tensor) -> Tensor:
+        """Normalised audio [B, w, 123] and face [B, w, 83] (zeros where absent), flags [B] → [B, n, width]."""
+        a, f = has_audio.to(audio.dtype)[:, None, None], has_face.to(face.dtype)[:, None, None]
+        return (a * (self.audio_in(self._grouped(audio)) + self.presence[0])
+                + f * (self.embed_motion(face) + self.presence[1]))
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        """[B, n, width] → [B, n, c]."""
+        return self.to_latent(self.body(self.position(tokens)))
+
+
+class BehaviourDecoder(nn.Module):
+    """Dr: latent [B, n, c] → normalised arkit58 + emotion25 frames [B, n · stride, 83]: a transformer over
+    the n tokens, each token mapped linearly to ``stride`` frames of ``frame_width`` features, then a
+    convolution over frames (kernel `FRAME_KERNEL`, edges replicated) that joins neighbouring tokens
+    smoothly (without it every token boundary is a step)."""
+
+    def __init__(self, cfg: LBDConfig):
+        super().__init__()
+        self.frame_width = cfg.frame_width
+        self.from_latent = nn.Linear(cfg.latent_dim, cfg.width)
+        self.position = PositionalEncoding(cfg.width)
+        self.body = TransformerEncoder(cfg.width, cfg.decoder_layers, cfg.heads, mlp_ratio=2.0)
+        self.to_frames = nn.Linear(cfg.width, cfg.stride * cfg.frame_width)
+        self.to_motion = nn.Conv1d(cfg.frame_width, MOTION_DIM, FRAME_KERNEL, padding=FRAME_KERNEL // 2,
+                                   padding_mode="replicate")
+
+    def forward(self, latent: Tensor) -> Tensor:
+        frames = self.to_frames(self.body(self.position(self.from_latent(latent))))
+        frames = F.gelu(frames.reshape(latent.shape[0], -1, self.frame_width))
+        return self.to_motion(frames.transpose(1, 2)).transpose(1, 2)
+
+
+class SkipMLPDenoiser(nn.Module):
+    """Epsilon network: ``depth`` layers, layer i computing h_i = h_{i−1} + SiLU(W_i [LN(h_{i−1}), x]) with
+    the input x = [z_t, cond, step embedding] concatenated at every layer (h_0 = SiLU(W_0 x)), then a
+    zero-initialised linear output. Each W_i [h, x] is computed as W_i^h h + W_i^x x, and the input's share
+    W_i^x x of all layers as three matrix products (z_t, cond, step), so that a sampler computes the cond
+    and step shares once per window and per step (`condition`), not once per network call."""
+
+    def __init__(self, latent_size: int, cond_size: int, width: int, depth: int, time_dim: int):
+        super().__init__()
+        self.depth = depth
+        self.time = TimestepEmbedding(time_dim)
+        self.latent_in = nn.Linear(latent_size, depth * width)
+        self.cond_in = nn.Linear(cond_size, depth * width, bias=False)
+        self.time_in = nn.Linear(time_dim, depth * width, bias=False)
+        self.norms = nn.ModuleList(nn.LayerNorm(width) for _ in range(depth - 1))
+        self.hidden = nn.ModuleList(nn.Linear(width, width, bias=False) for _ in range(depth - 1))
+        self.out = nn.Linear(width, latent_size)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def condition(self, cond: Tensor | None = None, t: Tensor | None = None) -> Tensor:
+        """The input share [B, depth · width] of ``cond`` [B, C], of steps ``t`` [B], or of both."""
+        shares = []
+        if cond is not None:
+            shares.append(self.cond_in(cond))
+        if t is not None:
+            shares.append(self.time_in(self.time(t)))
+        return sum(shares)
+
+    def forward(self, z_t: Tensor, condition: Tensor) -> Tensor:
+        """z_t [B, L] and `condition` [B, depth · width] → predicted noise [B, L]."""
+        skips = (self.latent_in(z_t) + condition).chunk(self.depth, dim=-1)
+        h = F.silu(skips[0])
+        for norm, layer, skip in zip(self.norms, self.hidden, skips[1:]):
+            h = h + F.silu(layer(norm(h)) + skip)
+        return self.out(h)
+
+
+class LatentBehaviorDiffusion(nn.Module):
+    """Er, Dr, the denoiser and the normalisation statistics (buffers, saved with the weights)."""
+
+    def __init__(self, cfg: LBDConfig):
+        super().__init__()
+        self.cfg = cfg
+        latent_size = cfg.tokens * cfg.latent_dim
+        self.encoder = BehaviourEncoder(cfg)
+        self.decoder = BehaviourDecoder(cfg)
+        self.denoiser = SkipMLPDenoiser(latent_size, latent_size + cfg.latent_dim, cfg.denoiser_width,
+                                        cfg.denoiser_layers, cfg.time_dim)
+        self.schedule = NoiseSchedule(cfg.schedule, cfg.diffusion_steps, prediction="epsilon")
+        for name, size in (("motion", MOTION_DIM), ("audio", AUDIO_DIM), ("latent", cfg.latent_dim)):
+            self.register_buffer(f"{name}_mean", torch.zeros(size))
+            self.register_buffer(f"{name}_std", torch.ones(size))
+        self.register_buffer("style_mean", torch.zeros(cfg.latent_dim))
+        self.register_buffer("style_scale", torch.eye(cfg.latent_dim))
+
+    def autoencoder_parameters(self) -> list[nn.Parameter]:
+        speaker = {id(p) for p in self.encoder.speaker_parameters()}
+        return [p for p in [*self.encoder.parameters(), *self.decoder.parameters()] if id(p) not in speaker]
+
+    def diffusion_parameters(self) -> list[nn.Parameter]:
+        return [*self.denoiser.parameters(), *self.encoder.speaker_parameters()]
+
+    # ---- normalisation
+    def normalise_motion(self, motion: Tensor) -> Tensor:
+        return (motion - self.motion_mean) / self.motion_std
+
+    def normalise_audio(self, audio: Tensor) -> Tensor:
+        return (audio - self.audio_mean) / self.audio_std
+
+    def encode_listener(self, motion: Tensor) -> Tensor:
+        """Normalised listener frames [B, w, 83] → normalised latent [B, n, c] (the diffusion's space)."""
+        return (self.encoder(self.encoder.embed_motion(motion)) - self.latent_mean) / self.latent_std
+
+    def decode(self, latent: Tensor) -> Tensor:
+        """Normalised latent [B, n, c] → arkit58 + emotion25 frames [B, w, 83] in their own units."""
+        frames = self.decoder(latent * self.latent_std + self.latent_mean)
+        return frames * self.motion_std + self.motion_mean
+
+    def semantic_code(self, audio: Tensor, face: Tensor, has_audio: Tensor, has_face: Tensor) -> Tensor:
+        """z_sem [B, n · c] of normalised speaker windows (see `BehaviourEncoder.embed_speaker`)."""
+        return self.encoder(self.encoder.embed_speaker(audio, face, has_audio, has_face)).flatten(1)
+
+    def predict_noise(self, z_t: Tensor, t: Tensor, condition: Tensor) -> Tensor:
+        """Epsilon [B, L] for noised latents z_t [B, L] at steps ``t`` [B]: the Gaussian-optimal linear
+        estimate √(1 − ᾱ_t) z_t (exact for unit-variance latents) plus the denoiser's correction, so that the
+        network need not learn the near-identity map of high noise levels."""
+        scale = (1 - self.schedule.alphas_cumprod.to(z_t.device)[t]).sqrt().to(z_t.dtype)[:, None]
+        return scale * z_t + self.denoiser(z_t, condition)
+
+    # ---- training losses
+    def reconstruction_loss(self, batch: dict) -> dict:
+        """Phase 1: MSE of Dr(Er(x)) on normalised frames; updates the latent statistics (EMA)."""
+        latent = self.encoder(self.encoder.embed_motion(batch["listener"]))
+        recon = self.decoder(latent)
+        with torch.no_grad():
+            flat = latent.detach().reshape(-1, latent.shape[-1])
+            rate = self.cfg.latent_momentum
+            self.latent_mean.lerp_(flat.mean(dim=0), rate)
+            self.latent_std.lerp_(flat.std(dim=0).clamp_min(1e-4), rate)
+        mse = F.mse_loss(recon, batch["listener"])
+        return {"loss": mse, "recon": mse.detach()}
+
+    @torch.no_grad()
+    def reaction_styles(self, tiles: Tensor) -> Tensor:
+        """Styles [R, c] of R listener reactions given as J whole windows each, ``tiles`` [R, J, w, 83]
+        (normalised frames): each reaction's mean normalised latent."""
+        latents = torch.cat([self.encode_listener(chunk) for chunk in tiles.flatten(0, 1).split(WINDOW_CHUNK * 4)])
+        return latents.view(*tiles.shape[:2], -1, latents.shape[-1]).mean(dim=(1, 2))
+
+    @torch.no_grad()
+    def fit_style_prior(self, styles: Tensor) -> None:
+        """Fit the Gaussian that generation draws styles from to ``styles`` [R, c]: ``style_mean`` and
+        ``style_scale``, the Cholesky factor of the covariance (plus 1e-4 on the diagonal)."""
+        eye = torch.eye(styles.shape[1], device=styles.device)
+        covariance = torch.cov(styles.T).reshape(eye.shape) if len(styles) > 1 else torch.zeros_like(eye)
+        self.style_mean.copy_(styles.mean(dim=0))
+        self.style_scale.copy_(torch.linalg.cholesky(covariance + 1e-4 * eye))
+
+    def draw_styles(self, num_samples: int, generator: torch.Generator) -> Tensor:
+        """K listener styles [K, c] from the fitted Gaussian."""
+        noise = torch.randn(num_samples, len(self.style_mean), generator=generator, device=self.style_mean.device)
+        return self.style_mean + noise @ self.style_scale.T
+
+    def diffusion_loss(self, batch: dict, generator: torch.Generator | None = None) -> dict:
+        """Phase 2: epsilon MSE on the frozen Er's listener latents, conditioned on z_sem and the
+        reaction's style ``batch["style"]`` [B, c] (noise and steps from ``generator``, else the global RNG)."""
+        with torch.no_grad():
+            z0 = self.encode_listener(batch["listener"]).flatten(1)
+        z_sem = self.semantic_code(batch["audio"], batch["face"], batch["has_audio"], batch["has_face"])
+        cond = torch.cat([z_sem, batch["style"]], dim=-1)
+        repeats = self.cfg.noise_repeats
+        z0, cond = z0.repeat(repeats, 1), cond.repeat(repeats, 1)
+        z_t, t, noise = self.schedule.training_example(z0, generator)
+        mse = F.mse_loss(self.predict_noise(z_t, t, self.denoiser.condition(cond, t)), noise)
+        return {"loss": mse, "eps": mse.detach()}
+
+    # ---- generation
+    def make_sampler(self, name: str) -> Sampler:
+        if name not in SAMPLERS:
+            raise ListenerctlError(f"unknown sampler {name!r} for lbd; use one of {', '.join(SAMPLERS)}.")
+        return PLMSSampler(self.schedule, order=4) if name == "plms" else DDIMSampler(self.schedule)
+
+    @torch.no_grad()
+    def generate(self, audio: Tensor | None, face: Tensor | None, num_samples: int, generator: torch.Generator,
+                 steps: int, sampler: str) -> Tensor:
+        """K = ``num_samples`` listener motions [K, T, 83] (own units) for raw speaker features, audio
+        [T, 123] and/or face [T, 83] on the model's device, any T >= 1.
+
+        The speaker features are padded (last frame repeated) to a whole number of windows that start
+        every ``window − overlap`` frames; each window's z_sem comes from Er, its latent from
+        `sample_latents`, its frames from Dr, and the decoded windows are cross-faded over their overlaps
+        (`windows.outpaint`).
+        """
+        cfg = self.cfg
+        total = (audio if audio is not None else face).shape[0]
+        hop = cfg.window - cfg.overlap
+        frames = cfg.window + math.ceil(max(total - cfg.window, 0) / hop) * hop
+        audio_n, face_n, has_audio, has_face = self._padded_speaker(audio, face, frames)
+        windows = plan_windows(frames, cfg.window, cfg.overlap)
+        rows = torch.tensor([start for start, _ in windows], device=audio_n.device)[:, None] + torch.arange(
+            cfg.window, device=audio_n.device)
+        codes = torch.cat([self.semantic_code(audio_n[r], face_n[r], has_audio.expand(len(r)), has_face.expand(len(r)))
+                           for r in rows.split(WINDOW_CHUNK)])
+        latents = self.sample_latents(codes, self.draw_styles(num_samples, generator), generator, steps, sampler)
+        decoded = torch.cat([self.decode(z.flatten(0, 1)) for z in latents.split(WINDOW_CHUNK)])
+        decoded = decoded.view(len(windows), num_samples, cfg.window, MOTION_DIM)
+        index = {start: i for i, (start, _) in enumerate(windows)}
+        motion = outpaint(lambda start, end, known, mask: decoded[index[start]], frames, cfg.window, cfg.overlap)
+        motion = motion[:, :total]
+        motion[..., :BLENDSHAPES].clamp_(0.0, 1.0)
+        return motion
+
+    def sample_latents(self, codes: Tensor, styles: Tensor, generator: torch.Generator, steps: int,
+                       sampler: str) -> Tensor:
+        """Normalised latents [W, K, n, c] of W consecutive windows (overlapping by ``overlap / stride``
+        tokens) from their z_sem ``codes`` [W, n · c] and the K samples' ``styles`` [K, c], all K samples
+        of many windows in one batch.
+
+        Two passes: the even windows, which do not overlap each other, are sampled freely; then the odd
+        windows, with the tokens they share with their neighbours pinned to the neighbours' values at every
+        step (`diffusion.sample` inpainting), so every overlap holds one latent seen by both windows.
+        """
+        cfg, k = self.cfg, len(styles)
+        n, c, shift = cfg.tokens, cfg.latent_dim, (cfg.window - cfg.overlap) // cfg.stride
+        count = len(codes)
+        rows = torch.arange(count, device=codes.device)[:, None] * shift + torch.arange(n, device=codes.device)
+        timeline = codes.new_zeros(k, (count - 1) * shift + n, c)
+        covered = torch.zeros(timeline.shape[1], dtype=torch.bool, device=codes.device)
+        chosen = self.make_sampler(sampler)
+        chosen.set_timesteps(steps)
+        step_share = dict(zip(chosen.timesteps, self.denoiser.condition(
+            t=torch.tensor(chosen.timesteps, device=codes.device))))
+        for parity in (0, 1):
+            same_parity = torch.arange(parity, count, 2, device=codes.device)
+            for chunk in same_parity.split(WINDOW_CHUNK) if len(same_parity) else ():
+                cond = torch.cat([codes[chunk].repeat_interleave(k, dim=0), styles.repeat(len(chunk), 1)], dim=-1)
+                cond_share = self.denoiser.condition(cond)
+
+                def predict_noise(z_t: Tensor, t: Tensor) -> Tensor:
+                    return self.predict_noise(z_t.flatten(1), t, cond_share + step_share[int(t[0])]).view_as(z_t)
+
+                window_rows = rows[chunk]
+                pinned = None
+                if parity:
+                    known = timeline[:, window_rows].transpose(0, 1).flatten(0, 1)
+                    pinned = (known, covered[window_rows].repeat_interleave(k, dim=0)[..., None])
+                drawn = sample(predict_noise, (len(chunk) * k, n, c), chosen, steps, generator, inpaint=pinned)
+                timeline[:, window_rows] = drawn.view(len(chunk), k, n, c).transpose(0, 1)
+            covered[rows[parity::2].flatten()] = True
+        return timeline[:, rows].transpose(0, 1)
+
+    def _padded_speaker(self, audio: Tensor | None, face: Tensor | None, frames: int) -> tuple[Tensor, ...]:
+        """Normalised audio [frames, 123] and face [frames, 83] (zeros where absent, last frame repeated
+        up to ``frames``) and the presence flags [1]."""
+        device = self.motion_mean.device
+
+        def padded(x: Tensor | None, dim: int, normalise) -> Tensor:
+            if x is None:
+                return torch.zeros(frames, dim, device=device)
+            x = normalise(x.to(device, torch.float32))
+            return torch.cat([x, x[-1:].expand(frames - len(x), -1)])
+
+        flag = lambda x: torch.tensor([x is not None], device=device)  # noqa: E731
+        return (padded(audio, AUDIO_DIM, self.normalise_audio), padded(face, MOTION_DIM, self.normalise_motion),
+                flag(audio), flag(face))
+
+
+class LBDListener(Generator):
+    """The registered ``lbd`` generator: a trained `LatentBehaviorDiffusion` plus sampling settings
+    (``steps`` and ``sampler`` default to the checkpoint's config)."""
+
+    name = NAME
+    spec = "arkit58"
+    fps = FPS
+
+    def __init__(self, model: LatentBehaviorDiffusion, steps: int | None = None, sampler: str | None = None,
+                 checkpoint: dict | None = None):
+        self.model = model.eval()
+        self.steps = model.cfg.steps if steps is None else int(steps)
+        self.sampler = model.cfg.sampler if sampler is None else sampler
+        model.make_sampler(self.sampler)
+        if not 1 <= self.steps <= model.cfg.diffusion_steps:
+            raise ListenerctlError(f"lbd sampling steps must be in 1 … {model.cfg.diffusion_steps}, got {self.steps}.")
+        self.checkpoint = checkpoint or {}
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str = "cpu", **overrides) -> "LBDListener":
+        """Load ``path`` (stem, .safetensors or .json); ``overrides`` are ``steps`` and/or ``sampler``."""
+        state, card = load_checkpoint(path, expected_model=NAME, expected_spec="arkit58")
+        known = {f.name for f in fields(LBDConfig)}
+        config = card["config"] if isinstance(card["config"], dict) else {}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise ListenerctlError(f"checkpoint {path} has an lbd config with unknown fields "
+                                   f"{', '.join(unknown)}; it was made by another version.")
+        try:
+            cfg = LBDConfig(**config)
+        except (TypeError, ValueError) as error:
+            raise ListenerctlError(f"checkpoint {path} has an invalid lbd config ({error}).") from None
+        model = LatentBehaviorDiffusion(cfg)
+        load_into(model, state, source=f"checkpoint {path}")
+        return cls(model.to(device), checkpoint={"checkpoint": str(path), "sha256": card["sha256"]}, **overrides)
+
+    def generate(self, cond: Conditioning, num_samples: int, seed: int) -> Motion:
+        if cond.fps != FPS:
+            raise ListenerctlError(f"the lbd model works at {FPS:g} fps; the conditioning is at {cond.fps:g} fps.")
+        if num_samples < 1:
+            raise ListenerctlError(f"the number of samples must be at least 1, got {num_samples}.")
+        audio, face = speaker_arrays(cond)
+        device = self.model.motion_mean.device
+        generator = torch.Generator(device).manual_seed(seed)
+        as_tensor = lambda x: None if x is None else torch.from_numpy(x).to(device)  # noqa: E731
+        motion = self.model.generate(as_tensor(audio), as_tensor(face), num_samples, generator,
+                                     self.steps, self.sampler)
+        return Motion(motion[..., :ARKIT_DIM].cpu().numpy(), self.spec, cond.fps)
+
+    def describe(self) -> dict:
+        return {**self.checkpoint, "config": asdict(self.model.cfg), "sampling_steps": self.steps,
+                "sampler": self.sampler}
+
+
+def speaker_arrays(cond: Conditioning) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The speaker's audio features [T, 123] and face [T, 83] (arkit58 + emotion25) as float32, or None."""
+    audio = None if cond.audio is None else cond.audio.matrix()
+    face = None if cond.face is None else np.concatenate(
+        [np.asarray(cond.face.arkit, np.float32), np.asarray(cond.face.emotion, np.float32)], axis=1)
+    return audio, face
+
+
+# ---------------------------------------------------------------- training
+
+EVAL_SAMPLES = 10
+EVAL_WINDOWS = 256
+
+
+def feature_statistics(corpus: Corpus) -> dict[str, np.ndarray]:
+    """Per-channel mean and spread (floored at `STD_FLOOR`) of the listener motion [83] and the speaker
+    audio features [123] of ``corpus``, keyed like the model's buffers."""
+    motion = np.concatenate([np.concatenate([c.reactions, c.reaction_emotion], axis=-1).reshape(-1, MOTION_DIM)
+                             for c in corpus.clips])
+    audios = [a for a, _ in map(speaker_arrays, (c.cond for c in corpus.clips)) if a is not None]
+    audio = np.concatenate(audios) if audios else np.zeros((1, AUDIO_DIM), np.float32)
+    stats = {}
+    for name, values in (("motion", motion), ("audio", audio)):
+        stats[f"{name}_mean"] = values.mean(axis=0)
+        stats[f"{name}_std"] = np.maximum(values.std(axis=0), STD_FLOOR)
+    return stats
+
+
+@dataclass
+class WindowSource:
+    """A corpus split laid out for drawing training windows, as tensors on the training device.
+
+    listener [R·T, 83]: every reaction's normalised frames, one after another; audio [S·T, 123] and face
+    [S·T, 83]: every speaker clip's normalised features (zeros where the clip lacks them); reactions
+    [R, 5] int: per reaction its first listener row, its speaker's first row, its frame count and the
+    speaker's audio / face presence.
+    """
+
+    listener: Tensor
+    audio: Tensor
+    face: Tensor
+    reactions: np.ndarray
+
+    @classmethod
+    def from_corpus(cls, corpus: Corpus, stats: dict[str, np.ndarray], device: str) -> "WindowSource":
+        def normalised(values: np.ndarray | None, name: str, frames: int, dim: int) -> np.ndarray:
+            if values is None:
+                return np.zeros((frames, dim), np.float32)
+            return ((values - stats[f"{name}_mean"]) / stats[f"{name}_std"]).astype(np.float32)
+
+        listener, audio, face, reactions = [], [], [], []
+        listener_row = speaker_row = 0
+        for clip in corpus.clips:
+            frames = clip.cond.num_frames
+            clip_audio, clip_face = speaker_arrays(clip.cond)
+            audio.append(normalised(clip_audio, "audio", frames, AUDIO_DIM))
+            face.append(normalised(clip_face, "motion", frames, MOTION_DIM))
+            motion = np.concatenate([clip.reactions[:, :frames], clip.reaction_emotion[:, :frames]], axis=-1)
+            for reaction in motion:
+                listener.append(normalised(reaction, "motion", frames, MOTION_DIM))
+                reactions.append((listener_row, speaker_row, frames, clip_audio is not None, clip_face is not None))
+                listener_row += frames
+            speaker_row += frames
+        stacked = lambda parts: torch.from_numpy(np.concatenate(parts)).to(device)  # noqa: E731
+        return cls(stacked(listener), stacked(audio), stacked(face), np.asarray(reactions, np.int64))
+
+    def batch(self, rng: np.random.Generator, size: int, window: int, face_drop: float, audio_drop: float) -> dict:
+        """``size`` random ``window``-frame windows: listener [B, w, 83], speaker audio [B, w, 123] and
+        face [B, w, 83], presence flags has_audio / has_face [B] bool after the random drops, and the
+        index of each window's reaction, reaction [B]."""
+        usable = np.flatnonzero(self.reactions[:, 2] >= window)
+        if len(usable) == 0:
+            raise ListenerctlError(f"no reaction in the corpus is as long as one {window}-frame lbd window.")
+        reaction = rng.choice(usable, size)
+        listener_row, speaker_row, frames, has_audio, has_face = self.reactions[reaction].T
+        start = (rng.random(size) * (frames - window + 1)).astype(np.int64)
+        offsets = np.arange(window)
+        keep_face = has_face.astype(bool) & (rng.random(size) >= face_drop)
+        keep_audio = has_audio.astype(bool) & ~(keep_face & (rng.random(size) < audio_drop))
+        speaker_rows = torch.from_numpy((speaker_row + start)[:, None] + offsets)
+        device = self.listener.device
+        return {"listener": self.listener[torch.from_numpy((listener_row + start)[:, None] + offsets)],
+                "audio": self.audio[speaker_rows], "face": self.face[speaker_rows],
+                "has_audio": torch.from_numpy(keep_audio).to(device), "has_face": torch.from_numpy(keep_face).to(device),
+                "reaction": torch.from_numpy(reaction).to(device)}
+
+    def tiles(self, window: int) -> Tensor:
+        """Every reaction cut into J whole ``window``-frame windows from its start, J set by the shortest
+        reaction: normalised listener frames [R, J, w, 83]."""
+        count = int(self.reactions[:, 2].min()) // window
+        if count == 0:
+            raise ListenerctlError(f"a reaction in the corpus is shorter than one {window}-frame lbd window.")
+        rows = torch.from_numpy(self.reactions[:, :1] + np.arange(count * window)).to(self.listener.device)
+        return self.listener[rows].view(len(self.reactions), count, window, MOTION_DIM)
+
+
+def _config(overrides: dict) -> LBDConfig:
+    known = {f.name for f in fields(LBDConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ListenerctlError(f"unknown lbd setting {', '.join(unknown)}; known: {', '.join(sorted(known))}.")
+    try:
+        return LBDConfig(**overrides)
+    except (TypeError, ValueError) as error:
+        raise ListenerctlError(f"invalid lbd settings ({error}).") from None
+
+
+def make_train_plan(data: Path, device: str = "cpu", seed: int = 0, **config_overrides):
+    """The `TrainPlan` for the shared trainer on the corpus at ``data`` (its train split; val is held out)."""
+    from listenerctl.evaluate import Predictions, score
+    from listenerctl.train import TrainPlan
+
+    cfg = _config(config_overrides)
+    train, val = load_corpus(data, "train"), load_corpus(data, "val")
+    if train.spec != SPEC.name:
+        raise ListenerctlError(f"lbd learns arkit58 listeners; the corpus at {data} holds {train.spec}.")
+    torch.manual_seed(seed)
+    model = LatentBehaviorDiffusion(cfg)
+    stats = feature_statistics(train)
+    for name, values in stats.items():
+        getattr(model, name).copy_(torch.from_numpy(values))
+    model.to(device)
+    source, held_out = (WindowSource.from_corpus(c, stats, device) for c in (train, val))
+    optimizers = [torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+                  for params in (model.autoencoder_parameters(), model.diffusion_parameters())]
+    phase = {"diffusion": False}
+
+    def on_step(step: int) -> None:
+        diffusion = step >= cfg.autoencoder_steps
+        phase["diffusion"] = diffusion
+        for param in model.autoencoder_parameters():   # phase 2 trains around a frozen Er / Dr
+            param.requires_grad_(not diffusion)
+        since = step - cfg.autoencoder_steps if diffusion else step
+        for group in optimizers[int(diffusion)].param_groups:
+            group["lr"] = cfg.lr * min(1.0, (since + 1) / cfg.warmup_steps)
+
+    styles: dict[str, Tensor] = {}  # phase 2: each training reaction's style, from the frozen Er
+
+    def loss(batch: dict) -> dict:
+        if not phase["diffusion"]:
+            return model.reconstruction_loss(batch)
+        if "train" not in styles:
+            styles["train"] = model.reaction_styles(source.tiles(cfg.window))
+            model.fit_style_prior(styles["train"])
+        return model.diffusion_loss({**batch, "style": styles["train"][batch["reaction"]]})
+
+    def batches() -> Iterator[dict]:
+        rng = np.random.default_rng(seed)
+        while True:
+            yield source.batch(rng, cfg.batch_size, cfg.window, cfg.face_drop, cfg.audio_drop)
+
+    def evaluate() -> dict:
+        batch = held_out.batch(np.random.default_rng(seed + 1), EVAL_WINDOWS, cfg.window, 0.0, 0.0)
+        recon = model.decoder(model.encoder(model.encoder.embed_motion(batch["listener"])))
+        noise = torch.Generator(device).manual_seed(seed + 1)
+        batch["style"] = model.reaction_styles(held_out.tiles(cfg.window))[batch["reaction"]]
+        generator = LBDListener(model)
+        motion = np.stack([generator.generate(clip.cond, EVAL_SAMPLES, seed + i).data
+                           for i, clip in enumerate(val.clips)])
+        react = score(Predictions(NAME, motion), val)
+        return {"val_recon_mse": F.mse_loss(recon, batch["listener"]),
+                "val_eps_mse": model.diffusion_loss(batch, noise)["eps"],
+                **{f"val_{name}_k{EVAL_SAMPLES}": value for name, value in react.items()}}
+
+    corpus_card = read_card(Path(data)) or {}
+    card = {"model": NAME, "config": asdict(cfg), "spec": SPEC.name, "fps": FPS,
+            "training_data": {"corpus": str(data), "split": "train", "speaker_clips": len(train.clips),
+                              "reactions": len(source.reactions), "speaker_seconds": round(train.seconds, 1),
+                              "teacher": corpus_card.get("teacher", "recorded listeners"),
+                              "held_out": {"split": "val", "speaker_clips": len(val.clips)}}}
+    return TrainPlan(model, optimizers, batches(), loss, evaluate, card, on_step)

@@ -1,0 +1,234 @@
+"""The lbd listener (Latent Behavior Diffusion): any length, K distinct samples, reproducible seeds,
+speaker-driven output, window stitching, two-phase training with the shared trainer, and checkpoint errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import ROOT, shared_file
+from listenerctl.checkpoint import checkpoint_paths, load_checkpoint
+from listenerctl.conditioning import AudioFeatures, Conditioning, FaceFeatures
+from listenerctl.errors import ListenerctlError
+from listenerctl.features.audio import extract_audio
+from listenerctl.media import load_audio, write_wav
+from listenerctl.models import load_generator
+from listenerctl.models.lbd import LBDConfig, LBDListener, make_train_plan
+from listenerctl.motion import get_spec
+
+SHIPPED = ROOT / "checkpoints" / "lbd.safetensors"
+FPS = 25.0
+SPEC = get_spec("arkit58")
+
+
+def synthetic_audio(frames: int, seed: int = 0) -> AudioFeatures:
+    """Feature rows of alternating 'speech' (loud, voiced, pitched) and silence, about 2 s each."""
+    rng = np.random.default_rng(seed)
+    speech = (np.arange(frames) // 50 + seed) % 2 == 0
+    mel = np.where(speech[:, None], -2.0, -12.0) + rng.normal(0, 0.5, (frames, 80))
+    f0 = np.where(speech, 120 + 30 * rng.random(frames), 0.0)
+    return AudioFeatures(mel.astype(np.float32), rng.normal(0, 1, (frames, 39)).astype(np.float32),
+                         np.where(speech, -20.0, -90.0).astype(np.float32), f0.astype(np.float32), speech.copy(),
+                         speech)
+
+
+def synthetic_face(frames: int) -> FaceFeatures:
+    arkit = np.clip(np.random.default_rng(3).normal(0.1, 0.05, (frames, 58)), 0, 1).astype(np.float32)
+    return FaceFeatures(arkit, np.zeros((frames, 25), np.float32), np.ones(frames, bool))
+
+
+@pytest.fixture(scope="module")
+def shipped() -> LBDListener:
+    generator = load_generator("lbd")
+    assert isinstance(generator, LBDListener)
+    return generator
+
+
+def test_shipped_checkpoint_card_records_training(shipped):
+    _, card = load_checkpoint(SHIPPED, expected_model="lbd")
+    assert card["steps"] > card["config"]["autoencoder_steps"] > 0
+    assert card["training_data"]["teacher"] == "rules" and card["wall_time_s"] > 0
+    assert {"val_FRCorr_k10", "val_FRDist_k10", "val_FRDiv_k10", "val_recon_mse"} <= set(card["metrics"])
+    assert SHIPPED.stat().st_size < 5e6
+    facts = shipped.describe()
+    assert facts["sha256"] == card["sha256"] and facts["sampling_steps"] == 50 and facts["sampler"] == "plms"
+
+
+@pytest.mark.parametrize("frames", [1, 37, 751, 3000])
+def test_any_length_gives_bounded_arkit58(shipped, frames):
+    cond = Conditioning(FPS, frames, audio=synthetic_audio(frames))
+    motion = shipped.generate(cond, 3, seed=1)
+    assert motion.spec == "arkit58" and motion.fps == FPS
+    assert motion.data.shape == (3, frames, 58) and motion.data.dtype == np.float32
+    assert np.isfinite(motion.data).all()
+    blendshapes = motion.data[..., :52]
+    assert blendshapes.min() >= 0.0 and blendshapes.max() <= 1.0
+    assert np.abs(motion.data[..., 52:55]).max() < np.radians(45)        # head rotation stays plausible
+
+
+def test_long_output_is_continuous_across_tokens_and_windows(shipped):
+    """Frame-to-frame steps where one latent token or one window hands over to the next stay close to the
+    mean step: no jumps at the 5-frame token grid, and at most a mild seam where a window's pinned
+    overlap meets its sampled tokens (measured 1.4–1.5x the mean step; a decoder without its
+    frame-rate layer gave 2.4x at every token boundary)."""
+    motion = shipped.generate(Conditioning(FPS, 750, audio=synthetic_audio(750)), 6, seed=2).data
+    steps = np.abs(np.diff(motion, axis=1)).mean(axis=(0, 2))            # [T - 1], step t → t + 1
+    token_ends = np.arange(4, 749, 5)
+    window_ends = np.arange(49, 749, 40)
+    assert steps[token_ends].mean() < 1.5 * steps.mean()
+    assert steps[window_ends].mean() < 1.75 * steps.mean()
+
+
+def test_samples_differ_and_seeds_reproduce(shipped):
+    cond = Conditioning(FPS, 200, audio=synthetic_audio(200))
+    first = shipped.generate(cond, 4, seed=7).data
+    np.testing.assert_array_equal(first, shipped.generate(cond, 4, seed=7).data)
+    assert not np.allclose(first, shipped.generate(cond, 4, seed=8).data)
+    flat = first.reshape(4, -1)
+    gaps = [np.abs(flat[i] - flat[j]).mean() for i in range(4) for j in range(i)]
+    assert min(gaps) > 1e-3
+
+
+def test_listener_warms_to_speech(shipped):
+    """Against the same seeds, a real speaker makes the listener smile more than silence does, as the
+    rules teacher does (its warmth grows with the speaker's speech activity)."""
+    samples = load_audio(shared_file("speech/beat_scott_68s.wav"))[: 16000 * 24]
+    speech = Conditioning(FPS, 600, audio=extract_audio(samples, FPS, 600))
+    silence = Conditioning(FPS, 600, audio=extract_audio(np.zeros_like(samples), FPS, 600))
+    talk, quiet = (shipped.generate(c, 10, seed=11).data for c in (speech, silence))
+    smile = [SPEC.index("mouthSmileLeft"), SPEC.index("mouthSmileRight")]
+    assert talk[..., smile].mean() > quiet[..., smile].mean() + 0.02
+
+
+def test_face_only_and_audio_face_conditioning(shipped):
+    frames = 120
+    face_only = shipped.generate(Conditioning(FPS, frames, face=synthetic_face(frames)), 2, seed=0).data
+    both = shipped.generate(Conditioning(FPS, frames, audio=synthetic_audio(frames), face=synthetic_face(frames)),
+                            2, seed=0).data
+    audio_only = shipped.generate(Conditioning(FPS, frames, audio=synthetic_audio(frames)), 2, seed=0).data
+    assert face_only.shape == both.shape == (2, frames, 58)
+    assert np.isfinite(face_only).all() and np.isfinite(both).all()
+    assert not np.allclose(both, audio_only)
+
+
+def test_overlapping_windows_share_their_latents(shipped):
+    """Odd windows are pinned to both neighbours: the tokens two windows share are identical."""
+    model = shipped.model
+    cfg = model.cfg
+    codes = torch.randn(7, cfg.tokens * cfg.latent_dim, generator=torch.Generator().manual_seed(0))
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        latents = model.sample_latents(codes, model.draw_styles(3, generator), generator, 10, "plms")
+    shared = cfg.overlap // cfg.stride
+    assert latents.shape == (7, 3, cfg.tokens, cfg.latent_dim)
+    torch.testing.assert_close(latents[:-1, :, -shared:], latents[1:, :, :shared], rtol=0, atol=0)
+
+
+def test_sampler_and_steps_overrides(shipped):
+    cond = Conditioning(FPS, 80, audio=synthetic_audio(80))
+    ddim = LBDListener.from_checkpoint(SHIPPED, steps=20, sampler="ddim")
+    assert ddim.describe()["sampler"] == "ddim" and ddim.steps == 20
+    assert ddim.generate(cond, 2, seed=0).data.shape == (2, 80, 58)
+    with pytest.raises(ListenerctlError, match="sampler"):
+        LBDListener.from_checkpoint(SHIPPED, sampler="euler")
+    with pytest.raises(ListenerctlError, match="steps"):
+        LBDListener.from_checkpoint(SHIPPED, steps=0)
+    with pytest.raises(ListenerctlError, match="fps"):
+        shipped.generate(Conditioning(30.0, 80, audio=synthetic_audio(80)), 2, seed=0)
+
+
+def _one_sentence(error: ListenerctlError) -> str:
+    text = str(error)
+    assert "\n" not in text and text.endswith(".") and "Traceback" not in text
+    return text
+
+
+def test_corrupted_or_mismatched_checkpoint_gives_one_sentence(tmp_path):
+    weights, card_path = checkpoint_paths(tmp_path / "lbd")
+    shutil.copy(SHIPPED, weights)
+    shutil.copy(checkpoint_paths(SHIPPED)[1], card_path)
+    blob = bytearray(weights.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    weights.write_bytes(bytes(blob))
+    with pytest.raises(ListenerctlError) as error:
+        LBDListener.from_checkpoint(weights)
+    assert "corrupt" in _one_sentence(error.value)
+
+    shutil.copy(SHIPPED, weights)
+    card = json.loads(card_path.read_text())
+    card_path.write_text(json.dumps({**card, "config": {**card["config"], "denoiser_width": 64}}))
+    with pytest.raises(ListenerctlError) as error:
+        LBDListener.from_checkpoint(weights)
+    assert "does not fit" in _one_sentence(error.value)
+
+    card_path.write_text(json.dumps({**card, "config": {**card["config"], "codebook": 256}}))
+    with pytest.raises(ListenerctlError) as error:
+        LBDListener.from_checkpoint(weights)
+    assert "codebook" in _one_sentence(error.value)
+
+    card_path.write_text(json.dumps({**card, "model": "facetok"}))
+    with pytest.raises(ListenerctlError) as error:
+        LBDListener.from_checkpoint(weights)
+    assert "facetok" in _one_sentence(error.value)
+
+
+# ---------------------------------------------------------------- training with the shared trainer
+
+TINY = dict(width=32, heads=4, latent_dim=4, denoiser_width=32, denoiser_layers=3, time_dim=16, batch_size=8,
+            noise_repeats=2, autoencoder_steps=4, warmup_steps=2, steps=10)
+
+
+@pytest.fixture(scope="module")
+def tiny_corpus(tmp_path_factory):
+    """Three 6 s synthetic 'speech' recordings made into a corpus of 75-frame clips, 3 reactions each."""
+    from listenerctl.data.synth import SynthOptions, build_corpus
+
+    root = tmp_path_factory.mktemp("lbd_corpus")
+    rng = np.random.default_rng(0)
+    t = np.arange(16000 * 6) / 16000
+    (root / "speech").mkdir()
+    for i in range(3):
+        pitch = 120 + 40 * np.sin(2 * np.pi * 0.7 * t + i)
+        voice = np.sin(2 * np.pi * np.cumsum(pitch) / 16000) * (np.sin(2 * np.pi * 0.4 * t + i) > -0.2)
+        write_wav(root / "speech" / f"speaker{i}.wav",
+                  (0.3 * voice + 0.003 * rng.standard_normal(len(t))).astype(np.float32))
+    build_corpus([root / "speech"], root / "corpus", SynthOptions(personalities=3, clip_frames=75),
+                 report=lambda line: None)
+    return root / "corpus"
+
+
+def test_two_phase_training_freezes_the_autoencoder_and_reloads(tiny_corpus, tmp_path):
+    from listenerctl.train import run_training
+
+    stem = tmp_path / "lbd"
+    plan = make_train_plan(tiny_corpus, seed=0, **TINY)
+    run_training(plan, 4, stem, log_every=2)                 # phase 1 only: reconstruction
+    after_phase1 = {k: v.clone() for k, v in plan.model.state_dict().items()}
+    plan = make_train_plan(tiny_corpus, seed=0, **TINY)
+    card = run_training(plan, 8, stem, log_every=2)          # resumes, then phase 2: diffusion
+    after_phase2 = plan.model.state_dict()
+
+    frozen = [k for k in after_phase2 if k.startswith(("decoder.", "encoder.body.", "encoder.motion_in."))]
+    trained = [k for k in after_phase2 if k.startswith(("denoiser.", "encoder.audio_in."))]
+    assert frozen and all(torch.equal(after_phase1[k], after_phase2[k]) for k in frozen)
+    assert all(not torch.equal(after_phase1[k], after_phase2[k]) for k in trained)
+    assert not torch.equal(after_phase1["style_scale"], after_phase2["style_scale"])   # style prior fitted
+
+    assert card["training"]["resumed_from"] == 4 and card["steps"] == 8
+    assert np.isfinite([card["metrics"][k] for k in ("val_recon_mse", "val_eps_mse", "val_FRCorr_k10")]).all()
+    generator = LBDListener.from_checkpoint(stem)
+    assert generator.model.cfg == LBDConfig(**TINY)
+    motion = generator.generate(Conditioning(FPS, 130, audio=synthetic_audio(130)), 3, seed=0).data
+    assert motion.shape == (3, 130, 58) and np.isfinite(motion).all()
+
+
+def test_bad_training_settings_are_one_sentence(tiny_corpus):
+    with pytest.raises(ListenerctlError, match="unknown lbd setting"):
+        make_train_plan(tiny_corpus, codebook=256)
+    with pytest.raises(ListenerctlError, match="multiples"):
+        make_train_plan(tiny_corpus, overlap=7)
+
