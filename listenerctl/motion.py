@@ -6,7 +6,6 @@ A `Motion` holds a float32 array ``[K, T, D]``: K samples, T frames at ``fps``, 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 
 from conftest import SAMPLE_WAV, ffmpeg, run_cli, shared_file
 from listenerctl.media import probe_streams

@@ -30,7 +30,6 @@ from listenerctl.emotion import emotion_from_arkit
 from listenerctl.errors import ListenerctlError
 from listenerctl.media import load_audio
 from listenerctl.models.rules import RuleListener
-from listenerctl.motion import get_spec
 
 MEDIA_SUFFIXES = {".wav", ".mp3", ".flac", ".ogg", ".m4a", ".aac", ".mp4", ".mov", ".mkv", ".avi", ".webm"}
 CLIP_FRAMES = 751
