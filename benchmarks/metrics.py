@@ -2,18 +2,26 @@
 
 Inputs are smooth random emotion25 curves (AU occurrences 0/1, valence/arousal in [-1, 1],
 expression probabilities summing to 1) for N clips x K samples x T frames, with M appropriate
-reactions per clip. Also reports the machine's CPUs and load, which the timings depend on.
+reactions per clip. Also reports the machine's CPUs and load, which the timings depend on, and the
+first DTW call (loading numba's compiled kernel from its cache, or compiling it on a first run).
+
+``--baseline FILE`` also times another implementation of the metrics module (e.g. an older
+version saved with ``git show REV:listenerctl/metrics/react.py > old.py``) on the same inputs,
+each metric right after the current one, and reports speedups and value differences.
 
     python benchmarks/metrics.py [--clips 60] [--samples 10] [--frames 750] [--appropriate 10]
+                                 [--baseline old.py]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
 import time
+from types import ModuleType
 
 import numpy as np
 
@@ -30,6 +38,33 @@ def emotion_curves(rng: np.random.Generator, *shape: int) -> np.ndarray:
     return np.concatenate([aus, va, logits / logits.sum(axis=-1, keepdims=True)], axis=-1)
 
 
+def load_module(path: str) -> ModuleType:
+    """Import a metrics module from a file path."""
+    spec = importlib.util.spec_from_file_location("baseline_react", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def metric_calls(module: ModuleType, pred, speaker, appropriate) -> dict:
+    """Name -> zero-argument call of each REACT metric of ``module``."""
+    return {
+        "FRCorr": lambda: module.fr_corr(pred, appropriate),
+        "FRDist": lambda: module.fr_dist(pred, appropriate),
+        "FRDiv": lambda: module.fr_div(pred),
+        "FRDvs": lambda: module.fr_dvs(pred),
+        "FRVar": lambda: module.fr_var(pred),
+        "FRSyn": lambda: module.fr_syn(pred, speaker),
+    }
+
+
+def timed(compute) -> tuple[float, float, float]:
+    """(value, wall seconds, CPU seconds of all threads) of one call."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    value = compute()
+    return value, time.perf_counter() - wall, time.process_time() - cpu
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=60, help="N speaker clips")
@@ -37,39 +72,46 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=750, help="T frames per sequence (25 fps)")
     parser.add_argument("--appropriate", type=int, default=10, help="M appropriate reactions per clip")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the inputs")
+    parser.add_argument("--baseline", help="file of another metrics module to time against")
     args = parser.parse_args()
 
     rng = np.random.default_rng(args.seed)
     pred = emotion_curves(rng, args.clips, args.samples, args.frames)
     speaker = emotion_curves(rng, args.clips, args.frames)
     appropriate = [emotion_curves(rng, args.appropriate, args.frames) for _ in range(args.clips)]
+    _, first_call_s, _ = timed(lambda: react.dtw(pred[0, :1, :2], appropriate[0][:1, :2], react.DIST_GROUPS))
 
-    metrics = {
-        "FRCorr": lambda: react.fr_corr(pred, appropriate),
-        "FRDist": lambda: react.fr_dist(pred, appropriate),
-        "FRDiv": lambda: react.fr_div(pred),
-        "FRDvs": lambda: react.fr_dvs(pred),
-        "FRVar": lambda: react.fr_var(pred),
-        "FRSyn": lambda: react.fr_syn(pred, speaker),
-    }
-    seconds, values = {}, {}
-    cpu_start = time.process_time()
-    for name, compute in metrics.items():
-        start = time.perf_counter()
-        values[name] = compute()
-        seconds[name] = round(time.perf_counter() - start, 3)
+    modules = {"current": react} | ({"baseline": load_module(args.baseline)} if args.baseline else {})
+    calls = {name: metric_calls(module, pred, speaker, appropriate) for name, module in modules.items()}
+    results = {name: {"seconds": {}, "cpu_seconds": {}, "values": {}} for name in modules}
+    for metric in calls["current"]:
+        for name in modules:
+            value, wall, cpu = timed(calls[name][metric])
+            results[name]["values"][metric] = value
+            results[name]["seconds"][metric] = round(wall, 3)
+            results[name]["cpu_seconds"][metric] = round(cpu, 3)
+    for result in results.values():
+        result["total_s"] = round(sum(result["seconds"].values()), 3)
+        result["cpu_s"] = round(sum(result["cpu_seconds"].values()), 3)
+        result["dtw_cells_per_s"] = round(3 * args.clips * args.samples * args.appropriate * args.frames ** 2
+                                          / result["seconds"]["FRDist"])
     report = {
         "size": {"clips": args.clips, "samples": args.samples, "frames": args.frames,
                  "appropriate": args.appropriate},
-        "seconds": seconds,
-        "total_s": round(sum(seconds.values()), 3),
-        "cpu_s": round(time.process_time() - cpu_start, 3),
-        "values": {name: round(value, 4) for name, value in values.items()},
-        "dtw_cells_per_s": round(3 * args.clips * args.samples * args.appropriate * args.frames ** 2
-                                 / seconds["FRDist"]),
+        "first_dtw_call_s": round(first_call_s, 3),
+        **results,
         "machine": {"cpus": len(os.sched_getaffinity(0)), "load_average_1min": round(os.getloadavg()[0], 2),
                     "processor": platform.processor() or platform.machine()},
     }
+    if args.baseline:
+        current, baseline = results["current"], results["baseline"]
+        report["speedup"] = {metric: round(baseline["seconds"][metric] / max(current["seconds"][metric], 1e-6), 2)
+                             for metric in current["seconds"]}
+        report["speedup"]["total"] = round(baseline["total_s"] / current["total_s"], 2)
+        report["speedup"]["cpu"] = round(baseline["cpu_s"] / current["cpu_s"], 2)
+        report["relative_difference"] = {metric: abs(current["values"][metric] - baseline["values"][metric])
+                                         / max(abs(baseline["values"][metric]), 1e-300)
+                                         for metric in current["values"]}
     print(json.dumps(report, indent=2))
 
 

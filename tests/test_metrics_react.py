@@ -57,11 +57,14 @@ def test_dtw_of_a_sequence_with_itself_is_zero_and_symmetric():
     assert np.allclose(forward, backward)
 
 
-def test_dtw_handles_more_sequences_than_one_run():
+@pytest.mark.parametrize("count, frames", [(40, 30), (600, 4)])
+def test_dtw_handles_many_sequences_split_over_several_cost_blocks(count, frames):
+    # 40 sequences: 12 frames per cost block, so 3 blocks for 30 frames, the last one padded;
+    # 600 sequences: more than _COLUMNS, one frame per block. 18 rows of x make two strips.
     rng = np.random.default_rng(2)
-    x, y = rng.normal(size=(1, 20, 25)), rng.normal(size=(react._RUN + 3, 15, 25))
-    got = react.dtw(x, y, [slice(0, 25)])[0, 0]
-    assert np.allclose(got, [brute_force_dtw(x[0], seq) for seq in y])
+    x, y = rng.normal(size=(1, 18, 25)), rng.normal(size=(count, frames, 25))
+    got = react.dtw(x, y, [slice(0, 25)])[0]
+    assert np.allclose(got, [[brute_force_dtw(seq, other) for other in y] for seq in x], rtol=1e-10, atol=1e-9)
 
 
 def test_fr_corr_is_k_for_exact_reactions_and_ignores_sample_order():

@@ -9,7 +9,7 @@ reactions judged appropriate for clip i (M_i may differ between clips).
 - FRDiv / FRDvs / FRVar (diversity): across the K samples of a clip / across clips / over time.
 - FRSyn (synchrony): mean |lag| of the best time-lagged cross-correlation with the speaker.
 
-Reimplemented from the metric definitions; DTW is an anti-diagonal wavefront in numpy (see `dtw`).
+Reimplemented from the metric definitions; DTW is a dynamic programme compiled with numba (see `dtw`).
 FRDist sums Euclidean frame distances along the warping path; REACT's released code (tslearn's
 ``dtw``) instead takes the square root of the summed squared distances, so FRDist values here are
 not on the scale of the challenge leaderboard.
@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
+from numba import njit
 from scipy import fft
 
 from listenerctl.errors import ListenerctlError
@@ -35,12 +35,11 @@ DIST_WEIGHTS = np.array([1 / 15, 1.0, 1 / 8])
 MAX_LAG = 49  # FRSyn lags in frames (just under 2 s at 25 fps)
 CONSTANT_VARIANCE = 1e-12  # per-frame variance below which a TLCC window counts as constant
 
-# DTW tiling. Local costs come from BLAS products of _STRIP rows x (d + 2) x (_BAND + _STRIP - 1)·_RUN
-# columns, under 2**18 multiply-adds for d <= 19: OpenBLAS runs products that small on the calling
-# thread, and its threaded path is far slower for such shapes on a small, busy machine.
-_STRIP = 16  # cost-matrix rows per BLAS product
-_BAND = 32  # anti-diagonals whose costs are made (and kept in cache) at once
-_RUN = 16  # y sequences aligned side by side against one x sequence
+# DTW cost products: _STRIP cost-matrix rows x (d + 2) x about _COLUMNS (frame, sequence) columns,
+# under 2**18 multiply-adds for d < 30: OpenBLAS runs products that small on the calling thread,
+# and its threaded path is far slower for such shapes on a small, busy machine.
+_STRIP = 16
+_COLUMNS = 512
 
 
 def _workers() -> int:
@@ -83,90 +82,77 @@ def dtw(x: np.ndarray, y: np.ndarray, groups: Sequence[slice]) -> np.ndarray:
     smallest sum, over monotone warping paths from (0, 0) to (T-1, J-1) with steps (1,0), (0,1),
     (1,1), of the Euclidean distances between the paired frames restricted to the group's channels.
 
-    The dynamic programme runs along anti-diagonals (all cells i + j = s at once), vectorised over
-    the y sequences and channel groups; local costs come from BLAS products in bands of
-    anti-diagonals, so memory stays small whatever T and J are.
+    A row-by-row dynamic programme compiled with numba (`_dtw_rows`), all M sequences side by side;
+    squared frame distances come from BLAS products. It releases the GIL: threads run in parallel.
     """
     x, y = checked("x", x, "[K, T, D]"), checked("y", y, "[M, J, D]")
     if x.shape[2] != y.shape[2]:
         raise ListenerctlError(f"DTW needs the same channels on both sides; got {x.shape[2]} and {y.shape[2]}.")
+    chunk = max(1, _COLUMNS // len(y))  # y frames per BLAS product
     out = np.empty((len(groups), len(x), len(y)))
-    for k, seq in enumerate(x):
-        for m0 in range(0, len(y), _RUN):
-            out[:, k, m0:m0 + _RUN] = _dtw_one_to_many(seq, y[m0:m0 + _RUN], groups)
+    for g, group in enumerate(groups):
+        rows, cols = _cost_rows(x[:, :, group]), _cost_cols(y[:, :, group], chunk)
+        for k, seq_rows in enumerate(rows):
+            out[g, k] = _dtw_rows(seq_rows, cols, len(y), y.shape[1])
     return out
 
 
-def _cost_rows(a: np.ndarray, padded: int) -> np.ndarray:
-    """a [T, d] -> [padded, d + 2] rows (a, |a|², 1); rows past T give infinite cost."""
-    rows = np.zeros((padded, a.shape[1] + 2))
-    rows[:len(a), :-2] = a
-    rows[:len(a), -2] = np.einsum("td,td->t", a, a)
-    rows[len(a):, -2] = np.inf
-    rows[:, -1] = 1.0
-    return rows
+def _cost_rows(a: np.ndarray) -> np.ndarray:
+    """a [K, T, d] -> [K, T, d + 2] rows (a, |a|², 1)."""
+    return np.concatenate([a, np.einsum("ktd,ktd->kt", a, a)[..., None], np.ones(a.shape[:2] + (1,))], axis=2)
 
 
-def _cost_cols(b: np.ndarray, pad: int) -> np.ndarray:
-    """b [P, J, d] -> [d + 2, (J + 2·pad)·P] columns (-2b, 1, |b|²) in (frame, sequence) order;
-    ``pad`` frames on each side give infinite cost. Row · column = squared Euclidean distance."""
+def _cost_cols(b: np.ndarray, chunk: int) -> np.ndarray:
+    """b [M, J, d] -> [ceil(J / chunk), d + 2, chunk·M] columns (-2b, 1, |b|²) in (frame, sequence)
+    order, ``chunk`` frames per block (the last padded with zeros). Row · column = squared distance."""
     count, length, dim = b.shape
-    cols = np.zeros((dim + 2, length + 2 * pad, count))
-    cols[:dim, pad:pad + length] = -2 * b.transpose(2, 1, 0)
+    blocks = -(-length // chunk)
+    cols = np.zeros((dim + 2, blocks * chunk, count))
+    cols[:dim, :length] = -2 * b.transpose(2, 1, 0)
     cols[dim] = 1.0
-    cols[dim + 1] = np.inf
-    cols[dim + 1, pad:pad + length] = np.einsum("pjd,pjd->jp", b, b)
-    return cols.reshape(dim + 2, -1)
+    cols[dim + 1, :length] = np.einsum("mjd,mjd->jm", b, b)
+    return np.ascontiguousarray(cols.reshape(dim + 2, blocks, chunk * count).transpose(1, 0, 2))
 
 
-def _dtw_one_to_many(a: np.ndarray, b: np.ndarray, groups: Sequence[slice]) -> np.ndarray:
-    """DTW of a [T, D] against each b[p] [J, D] per channel group -> [len(groups), P].
+def _compiled(function):
+    """``function`` compiled by numba, releasing the GIL. The machine code is cached beside this file,
+    or in numba's user cache folder where this one is read-only; with neither writable, it is compiled
+    once per process (a few seconds)."""
+    try:
+        return njit(nogil=True, cache=True)(function)
+    except RuntimeError:  # numba found no writable cache folder
+        return njit(nogil=True)(function)
 
-    Cells of anti-diagonal s are rows i = 0..T-1 at column j = s - i. D holds accumulated costs with
-    index i + 1 for row i (index 0 is row -1, infinite except D(-1, -1) = 0 before the start).
-    Cells off the grid have infinite cost, so whole strips can be processed without masks.
+
+@_compiled
+def _dtw_rows(a, b, count, length):
+    """DTW of one x sequence against ``count`` y sequences of ``length`` frames -> [count].
+
+    a [T, w] its `_cost_rows`; b [blocks, w, chunk·count] the y sequences' `_cost_cols`. Row i of
+    the accumulated cost D is made from row i-1 for all y sequences at once: D(i, j) = c(i, j) +
+    min(D(i-1, j-1), D(i-1, j), D(i, j-1)), c the Euclidean frame distance. ``last`` and ``new``
+    hold rows i-1 and i at index j + 1 (index 0 is column -1: infinite, except D(-1, -1) = 0).
     """
-    count, length = b.shape[0], b.shape[1]
-    steps, strip, band_len = len(a) + length - 1, _STRIP, _BAND
-    width = band_len + strip - 1  # columns a strip touches while a band crosses it
-    n_strips = -(-len(a) // strip)
-    padded = n_strips * strip
-    rows = [_cost_rows(a[:, g], padded).reshape(n_strips, strip, -1) for g in groups]
-    cols = [_cost_cols(b[:, :, g], width) for g in groups]
-    band = np.empty((n_strips, strip, width * count))
-    cost = np.empty((band_len, len(groups), padded, count))
-    before, last, new = (np.full((len(groups), padded + 1, count), np.inf) for _ in range(3))
-    before[:, 0] = 0.0
-    best = np.empty((len(groups), padded, count))
-    item = band.itemsize
-    for s0 in range(0, steps, band_len):
-        s1 = min(s0 + band_len, steps)
-        q0 = max(0, s0 - length + 1) // strip
-        q1 = min(len(a) - 1, s1 - 1) // strip + 1
-        for g, (row, col) in enumerate(zip(rows, cols)):
-            # Strip q meets this band in columns s0 - (q·strip + strip - 1) ... + width (padded).
-            first = (s0 - (q0 * strip + strip - 1) + width) * count
-            windows = as_strided(col[:, first:], shape=(q1 - q0, col.shape[0], width * count),
-                                 strides=(-strip * count * item, col.strides[0], item))
-            made = np.matmul(row[q0:q1], windows, out=band[:q1 - q0])
-            # Cell (diagonal s0 + l, row q·strip + r) sits at column l + strip - 1 - r of its strip.
-            diagonals = as_strided(made[0, 0, (strip - 1) * count:], shape=(s1 - s0, q1 - q0, strip, count),
-                                   strides=(count * item, made.strides[0], (width - 1) * count * item, item))
-            np.copyto(cost[:s1 - s0, g, q0 * strip:q1 * strip].reshape(s1 - s0, q1 - q0, strip, count),
-                      diagonals)
-        squared = cost[:s1 - s0, :, q0 * strip:q1 * strip]
-        np.sqrt(np.maximum(squared, 0.0, out=squared), out=squared)  # clip rounding residues below 0
-        for s in range(s0, s1):
-            lo = max(0, s - length + 1) // strip * strip
-            hi = (min(s, len(a) - 1) // strip + 1) * strip
-            step = best[:, lo:hi]
-            np.minimum(last[:, lo:hi], last[:, lo + 1:hi + 1], out=step)  # from (i-1, j), (i, j-1)
-            np.minimum(step, before[:, lo:hi], out=step)  # from (i-1, j-1)
-            np.add(step, cost[s - s0, :, lo:hi], out=new[:, lo + 1:hi + 1])
-            if s == 0:
-                before[:, 0] = np.inf
-            before, last, new = last, new, before
-    return last[:, len(a)].copy()
+    blocks, width = b.shape[0], b.shape[2]
+    chunk = width // count
+    squared = np.empty((blocks, _STRIP, width))  # squared distances of a strip of rows
+    last = np.full((length + 1, count), np.inf)
+    new = np.full((length + 1, count), np.inf)
+    last[0] = 0.0
+    for i0 in range(0, len(a), _STRIP):
+        strip = min(_STRIP, len(a) - i0)
+        for q in range(blocks):
+            np.dot(a[i0:i0 + strip], b[q], squared[q, :strip])
+        for r in range(strip):
+            new[0] = np.inf
+            for j in range(length):
+                q, n = j // chunk, j % chunk * count
+                for m in range(count):
+                    cell = squared[q, r, n + m]
+                    step = min(last[j, m], last[j + 1, m], new[j, m])
+                    new[j + 1, m] = np.sqrt(cell if cell > 0.0 else 0.0) + step  # rounding can go below 0
+            last, new = new, last
+    return last[length].copy()
 
 
 def fr_dist(pred: np.ndarray, appropriate: Sequence[np.ndarray], workers: int | None = None) -> float:
