@@ -1,6 +1,8 @@
 """Renderer throughput: frames per second, rendering alone and with H.264 encoding.
 
-``python benchmarks/render.py [--frames N]`` prints JSON. Mesh and portrait renderers at 256 and 512 px:
+``python benchmarks/render.py [--frames N] [--renderer R]`` prints JSON. Mesh (moderngl), mesh through
+pyrender (``mesh_pyrender``, when installed, with its speed relative to moderngl's from the same run)
+and portrait renderers at 256 and 512 px:
 poses rendered one per call and in batches of 16 (the K-samples-per-frame case), and the same stream
 piped through `listenerctl.media.VideoWriter` (libx264 veryfast). Each figure is the best of three runs;
 besides wall-clock frames per second it reports CPU milliseconds per frame (rasteriser threads and
@@ -71,7 +73,7 @@ def bench_renderer(open_renderer, num_frames: int) -> dict:
         for size in SIZES:
             with open_renderer(size) as renderer:
                 renderer.render_batch(poses[:16])  # warm-up: shader compilation, first allocations
-                results["gl_renderer"] = renderer_name(renderer.ctx)
+                results["gl_renderer"] = getattr(renderer, "gl_renderer", None) or renderer_name(renderer.ctx)
                 if hasattr(renderer, "samples"):
                     results["msaa_samples"] = renderer.samples
                 row = {}
@@ -98,6 +100,24 @@ def bench_mesh(num_frames: int) -> dict:
     return bench_renderer(MeshRenderer, num_frames)
 
 
+def bench_mesh_pyrender(num_frames: int) -> dict:
+    """The pyrender backend of the mesh renderer (one pass per pose, 4x MSAA), or why it was skipped."""
+    from listenerctl.errors import ListenerctlError
+    from renderers.mesh_pyrender import PyrenderMeshRenderer, load_pyrender
+
+    try:
+        load_pyrender()
+    except ListenerctlError as exc:
+        return {"skipped": str(exc)}
+    return bench_renderer(PyrenderMeshRenderer, num_frames)
+
+
+def speed_ratio(candidate: dict, reference: dict) -> dict:
+    """candidate / reference frames per second, per size and measurement (both from `bench_renderer`)."""
+    return {size: {name: round(value / reference[size][name], 3) for name, value in row.items() if "_fps_" in name}
+            for size, row in candidate.items() if isinstance(row, dict) and size in reference}
+
+
 def bench_portrait(num_frames: int) -> dict:
     """The portrait renderer on the default portrait (fitted once per size, outside the timing)."""
     portrait = default_portrait()
@@ -107,13 +127,16 @@ def bench_portrait(num_frames: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=250, help="frames per timed run (default 250 = 10 s at 25 fps)")
-    parser.add_argument("--renderer", choices=("all", "mesh", "portrait"), default="all",
-                        help="which renderer to time (default: both)")
+    parser.add_argument("--renderer", choices=("all", "mesh", "mesh_pyrender", "portrait"), default="all",
+                        help="which renderer to time (default: all; mesh_pyrender times mesh too, to compare)")
     args = parser.parse_args()
     report = {"cpu_count": os.cpu_count(), "frames": args.frames}
-    for name, bench in (("mesh", bench_mesh), ("portrait", bench_portrait)):
-        if args.renderer in ("all", name):
+    wanted = {"all": ("mesh", "mesh_pyrender", "portrait"), "mesh_pyrender": ("mesh", "mesh_pyrender")}
+    for name, bench in (("mesh", bench_mesh), ("mesh_pyrender", bench_mesh_pyrender), ("portrait", bench_portrait)):
+        if name in wanted.get(args.renderer, (args.renderer,)):
             report[name] = bench(args.frames)
+    if "skipped" not in report.get("mesh_pyrender", {"skipped": ""}):
+        report["mesh_pyrender"]["speed_vs_moderngl"] = speed_ratio(report["mesh_pyrender"], report["mesh"])
     print(json.dumps(report, indent=2))
 
 

@@ -77,7 +77,7 @@ class Worker:
             from renderers.select import RendererPool
 
             self.renderers = RendererPool(opts.render, opts.size, Path(opts.portrait) if opts.portrait else None,
-                                          device=opts.device)
+                                          device=opts.device, mesh_backend=opts.mesh_backend)
 
     def run(self, path: Path, final: Path) -> ItemResult:
         start = time.perf_counter()

@@ -37,6 +37,15 @@ class Render(str, Enum):
     none = "none"
 
 
+class MeshBackend(str, Enum):
+    moderngl = "moderngl"
+    pyrender = "pyrender"
+
+
+MESH_BACKEND_HELP = ("Library drawing --render mesh: moderngl (fast), or pyrender for those who prefer it "
+                     "(pip install 'listenerctl\\[pyrender]').")
+
+
 def resolve_device(device: Device) -> str:
     """'auto' → 'cuda' when a CUDA GPU is usable, else 'cpu'; 'cuda' without one is an error."""
     if device is Device.cpu:
@@ -91,6 +100,7 @@ def generate(
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same motion.")] = 0,
     device: Annotated[Device, typer.Option(help="Where learned models run.")] = Device.auto,
     render: Annotated[Render, typer.Option(help="How to render the motion to video: shaded 3D face, animated portrait, or no video.")] = Render.mesh,
+    mesh_backend: Annotated[MeshBackend, typer.Option(help=MESH_BACKEND_HELP)] = MeshBackend.moderngl,
     size: Annotated[int, typer.Option(min=64, max=1024, help="Video tile size in pixels (square).")] = 256,
     portrait: Annotated[Optional[Path], typer.Option(help="Portrait photo to animate with --render portrait (default: the input's first frame with a face, else the shipped portrait).")] = None,
     pirender_checkpoint: Annotated[Optional[Path], typer.Option(help="PIRender generator checkpoint (.pth) for --render pirender; a GPU is advised.")] = None,
@@ -105,7 +115,8 @@ def generate(
 
     check_inputs(inputs)
     opts = GenerateOptions(samples=samples, model=model, checkpoint=str(checkpoint) if checkpoint else None,
-                           seed=seed, device=resolve_device(device), render=render.value, size=size,
+                           seed=seed, device=resolve_device(device), render=render.value,
+                           mesh_backend=mesh_backend.value, size=size,
                            portrait=str(portrait) if portrait else None, side_by_side=side_by_side,
                            face_index=face_index)
     generator = load_generator(model, checkpoint, opts.device)
@@ -114,7 +125,7 @@ def generate(
     else:
         from renderers.select import RendererPool
 
-        pool = RendererPool(render.value, size, portrait, pirender_checkpoint, opts.device)
+        pool = RendererPool(render.value, size, portrait, pirender_checkpoint, opts.device, opts.mesh_backend)
     with pool as renderers, _progress() as bars:
         for path in inputs:
             task = bars.add_task(f"{path.name}", total=None)
@@ -138,6 +149,7 @@ def batch(
     seed: Annotated[int, typer.Option(help="Random seed, the same for every item.")] = 0,
     device: Annotated[Device, typer.Option(help="Where learned models run.")] = Device.auto,
     render: Annotated[Render, typer.Option(help="Renderer, or none for motion files only.")] = Render.mesh,
+    mesh_backend: Annotated[MeshBackend, typer.Option(help=MESH_BACKEND_HELP)] = MeshBackend.moderngl,
     size: Annotated[int, typer.Option(min=64, max=1024, help="Video tile size in pixels.")] = 256,
     portrait: Annotated[Optional[Path], typer.Option(help="Portrait photo for --render portrait.")] = None,
     jobs: Annotated[Optional[int], typer.Option("-j", "--jobs", min=1, help="Items processed in parallel (default: 1 locally, one per cluster CPU or GPU on Ray).")] = None,
@@ -150,7 +162,7 @@ def batch(
     from listenerctl.pipeline import GenerateOptions
 
     opts = GenerateOptions(samples=samples, model=model, checkpoint=str(checkpoint) if checkpoint else None,
-                           seed=seed, render=render.value,
+                           seed=seed, render=render.value, mesh_backend=mesh_backend.value,
                            device=device.value if engine == "ray" else resolve_device(device), size=size,
                            portrait=str(portrait) if portrait else None)
     with _progress() as bars:
@@ -179,6 +191,7 @@ def render(
     motion: Annotated[Path, typer.Argument(help="A motion.npz written by `generate` (its folder's speaker.npz and manifest.json are used too).")],
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Folder for the videos (default: beside the motion).")] = None,
     render: Annotated[Render, typer.Option(help="Renderer.")] = Render.mesh,
+    mesh_backend: Annotated[MeshBackend, typer.Option(help=MESH_BACKEND_HELP)] = MeshBackend.moderngl,
     size: Annotated[int, typer.Option(min=64, max=1024, help="Video tile size in pixels.")] = 256,
     portrait: Annotated[Optional[Path], typer.Option(help="Portrait photo for --render portrait/pirender.")] = None,
     pirender_checkpoint: Annotated[Optional[Path], typer.Option(help="PIRender checkpoint for --render pirender.")] = None,
@@ -191,7 +204,8 @@ def render(
 
     if render is Render.none:
         raise ListenerctlError("--render none renders nothing; choose mesh, portrait or pirender.")
-    with RendererPool(render.value, size, portrait, pirender_checkpoint, resolve_device(device)) as pool:
+    with RendererPool(render.value, size, portrait, pirender_checkpoint, resolve_device(device),
+                      mesh_backend.value) as pool:
         names = rerender_item(motion, output or motion.parent, pool, size, side_by_side)
     out.print(f"wrote {len(names)} videos to {output or motion.parent}/")
 

@@ -41,6 +41,7 @@ class GenerateOptions:
     seed: int = 0
     device: str = "cpu"
     render: str = "none"
+    mesh_backend: str = "moderngl"
     size: int = 256
     portrait: str | None = None
     side_by_side: bool = False

@@ -26,6 +26,7 @@ from renderers.normals import VertexNormals
 # reads head pitch and yaw back within ~1.6 deg, while moving the face off-centre biases its pitch.
 CAMERA_POSITION_CM = (0.0, -0.5, 40.0)
 FRAME_HALF_HEIGHT_CM = 16.5  # half the height shown, at the z = 0 plane
+NEAR_CM, FAR_BEYOND_FACE_CM = 5.0, 60.0  # clip planes: distance from the camera, depth behind z = 0
 BACKGROUND = (0.42, 0.47, 0.52)
 TEXTURE_SIZE = 512
 
@@ -112,6 +113,16 @@ def _perspective(fov_y: float, aspect: float, near: float, far: float) -> np.nda
                      [0, 0, (far + near) / (near - far), 2 * far * near / (near - far)], [0, 0, -1, 0]], np.float32)
 
 
+def check_poses(arkit: np.ndarray) -> np.ndarray:
+    """arkit58 poses [B, 58] as float32; ValueError for another shape or for NaN/infinite values."""
+    arkit = np.asarray(arkit, np.float32)
+    if arkit.ndim != 2 or arkit.shape[1] != ARKIT58_DIM:
+        raise ValueError(f"render_batch takes arkit58 poses of shape [B, {ARKIT58_DIM}], got {arkit.shape}")
+    if not np.isfinite(arkit).all():
+        raise ValueError("arkit58 poses contain NaN or infinite values; fill missing frames before rendering")
+    return arkit
+
+
 def _gl_matrices(matrices: np.ndarray) -> bytes:
     """Row-major float32 matrices [..., 4, 4] as the column-major bytes GLSL expects."""
     return np.ascontiguousarray(np.swapaxes(matrices, -1, -2), dtype=np.float32).tobytes()
@@ -147,7 +158,7 @@ class MeshRenderer:
         view = np.eye(4, dtype=np.float32)
         view[:3, 3] = -camera
         fov = 2 * np.arctan(FRAME_HALF_HEIGHT_CM / camera[2])
-        view_proj = _perspective(fov, 1.0, 5.0, camera[2] + 60.0) @ view
+        view_proj = _perspective(fov, 1.0, NEAR_CM, camera[2] + FAR_BEYOND_FACE_CM) @ view
         self._face_prog = self.ctx.program(vertex_shader=_VERTEX_FACE, fragment_shader=_FRAGMENT)
         self._parts_prog = self.ctx.program(vertex_shader=_VERTEX_PARTS, fragment_shader=_FRAGMENT)
         for prog, textured in ((self._face_prog, 1.0), (self._parts_prog, 0.0)):
@@ -198,11 +209,7 @@ class MeshRenderer:
 
     def render_batch(self, arkit: np.ndarray) -> np.ndarray:
         """Poses [B, 58] -> RGB uint8 [B, size, size, 3]."""
-        arkit = np.asarray(arkit, np.float32)
-        if arkit.ndim != 2 or arkit.shape[1] != ARKIT58_DIM:
-            raise ValueError(f"render_batch takes arkit58 poses of shape [B, {ARKIT58_DIM}], got {arkit.shape}")
-        if not np.isfinite(arkit).all():
-            raise ValueError("arkit58 poses contain NaN or infinite values; fill missing frames before rendering")
+        arkit = check_poses(arkit)
         with self.ctx:  # make this renderer's context current: several may live in one thread
             chunks = [self._render_chunk(arkit[i:i + self.max_batch]) for i in range(0, len(arkit), self.max_batch)]
         return np.concatenate(chunks) if chunks else np.zeros((0, self.size, self.size, 3), np.uint8)

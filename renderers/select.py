@@ -1,8 +1,9 @@
 """Choose and hold the frame renderer of a `generate` run (``--render mesh|portrait|pirender``).
 
-The mesh renderer is built once and reused for every input; the portrait and PIRender renderers are
-set up per input with its reference portrait: ``--portrait IMG`` when given, else the input video's
-first frame with a face, else the shipped default portrait.
+The mesh renderer (moderngl, or pyrender with ``--mesh-backend pyrender``) is built once and reused
+for every input; the portrait and PIRender renderers are set up per input with its reference portrait:
+``--portrait IMG`` when given, else the input video's first frame with a face, else the shipped default
+portrait.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from listenerctl.media import iter_video_frames
 from renderers.compose import FrameRenderer
 
 RENDERERS = ("mesh", "portrait", "pirender")
+MESH_BACKENDS = ("moderngl", "pyrender")
 
 
 def first_face_frame(video: Path, cond: Conditioning) -> np.ndarray | None:
@@ -34,13 +36,19 @@ class RendererPool:
     """Hands out a renderer per input and releases them at the end (use as a context manager)."""
 
     def __init__(self, kind: str, size: int = 256, portrait: Path | None = None,
-                 pirender_checkpoint: Path | None = None, device: str = "cpu"):
+                 pirender_checkpoint: Path | None = None, device: str = "cpu", mesh_backend: str = "moderngl"):
         if kind not in RENDERERS:
             raise ValueError(f"unknown renderer {kind!r}; choose from {', '.join(RENDERERS)}")
+        if mesh_backend not in MESH_BACKENDS:
+            raise ValueError(f"unknown mesh backend {mesh_backend!r}; choose from {', '.join(MESH_BACKENDS)}")
+        if kind == "mesh" and mesh_backend == "pyrender":
+            from renderers.mesh_pyrender import load_pyrender
+
+            load_pyrender()  # a missing pyrender is reported now, before any motion is generated
         if kind == "pirender" and pirender_checkpoint is None:
             raise ListenerctlError("--render pirender needs --pirender-checkpoint PATH (a PIRender generator .pth).")
         self.kind, self.size, self.portrait = kind, size, portrait
-        self.pirender_checkpoint, self.device = pirender_checkpoint, device
+        self.pirender_checkpoint, self.device, self.mesh_backend = pirender_checkpoint, device, mesh_backend
         self._mesh = None
         self._portrait_image = None
         if kind != "mesh" and portrait is not None:
@@ -56,7 +64,11 @@ class RendererPool:
     def for_input(self, source: Path, has_video: bool, cond: Conditioning) -> tuple[FrameRenderer, str | None]:
         """The renderer for one input, and a note on which portrait it uses (None for the mesh)."""
         if self.kind == "mesh":
-            if self._mesh is None:
+            if self._mesh is None and self.mesh_backend == "pyrender":
+                from renderers.mesh_pyrender import PyrenderMeshRenderer
+
+                self._mesh = PyrenderMeshRenderer(self.size)
+            elif self._mesh is None:
                 from renderers.mesh import MeshRenderer
 
                 self._mesh = MeshRenderer(self.size)
