@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from listenerctl.conditioning import AudioFeatures, FaceFeatures
+from listenerctl.media import write_wav
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -44,3 +48,41 @@ def media_dir(tmp_path_factory) -> Path:
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Keep the face-feature cache of tests out of the user's home folder."""
     monkeypatch.setenv("LISTENERCTL_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+# Speaker features and a tiny corpus shared by the learned-model tests.
+
+def synthetic_audio(frames: int, seed: int = 0) -> AudioFeatures:
+    """Feature rows of alternating 'speech' (loud, voiced, pitched) and silence, about 2 s each."""
+    rng = np.random.default_rng(seed)
+    speech = (np.arange(frames) // 50 + seed) % 2 == 0
+    mel = np.where(speech[:, None], -2.0, -12.0) + rng.normal(0, 0.5, (frames, 80))
+    f0 = np.where(speech, 120 + 30 * rng.random(frames), 0.0)
+    return AudioFeatures(mel.astype(np.float32), rng.normal(0, 1, (frames, 39)).astype(np.float32),
+                         np.where(speech, -20.0, -90.0).astype(np.float32), f0.astype(np.float32), speech.copy(),
+                         speech)
+
+
+def synthetic_face(frames: int) -> FaceFeatures:
+    """A steady, slightly noisy speaker face: arkit [T, 58] around 0.1, every frame found."""
+    arkit = np.clip(np.random.default_rng(3).normal(0.1, 0.05, (frames, 58)), 0, 1).astype(np.float32)
+    return FaceFeatures(arkit, np.zeros((frames, 25), np.float32), np.ones(frames, bool))
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory) -> Path:
+    """Three 6 s synthetic 'speech' recordings made into a corpus of 75-frame clips, 3 reactions each."""
+    from listenerctl.data.synth import SynthOptions, build_corpus
+
+    root = tmp_path_factory.mktemp("tiny_corpus")
+    rng = np.random.default_rng(0)
+    t = np.arange(16000 * 6) / 16000
+    (root / "speech").mkdir()
+    for i in range(3):
+        pitch = 120 + 40 * np.sin(2 * np.pi * 0.7 * t + i)
+        voice = np.sin(2 * np.pi * np.cumsum(pitch) / 16000) * (np.sin(2 * np.pi * 0.4 * t + i) > -0.2)
+        write_wav(root / "speech" / f"speaker{i}.wav",
+                  (0.3 * voice + 0.003 * rng.standard_normal(len(t))).astype(np.float32))
+    build_corpus([root / "speech"], root / "corpus", SynthOptions(personalities=3, clip_frames=75),
+                 report=lambda line: None)
+    return root / "corpus"

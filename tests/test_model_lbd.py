@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, shared_file
+from conftest import ROOT, shared_file, synthetic_audio, synthetic_face
 from listenerctl.checkpoint import checkpoint_paths, load_checkpoint
-from listenerctl.conditioning import AudioFeatures, Conditioning, FaceFeatures
+from listenerctl.conditioning import Conditioning
 from listenerctl.errors import ListenerctlError
 from listenerctl.features.audio import extract_audio
-from listenerctl.media import load_audio, write_wav
+from listenerctl.media import load_audio
 from listenerctl.models import load_generator
 from listenerctl.models.lbd import LBDConfig, LBDListener, make_train_plan
 from listenerctl.motion import get_spec
@@ -23,22 +23,6 @@ from listenerctl.motion import get_spec
 SHIPPED = ROOT / "checkpoints" / "lbd.safetensors"
 FPS = 25.0
 SPEC = get_spec("arkit58")
-
-
-def synthetic_audio(frames: int, seed: int = 0) -> AudioFeatures:
-    """Feature rows of alternating 'speech' (loud, voiced, pitched) and silence, about 2 s each."""
-    rng = np.random.default_rng(seed)
-    speech = (np.arange(frames) // 50 + seed) % 2 == 0
-    mel = np.where(speech[:, None], -2.0, -12.0) + rng.normal(0, 0.5, (frames, 80))
-    f0 = np.where(speech, 120 + 30 * rng.random(frames), 0.0)
-    return AudioFeatures(mel.astype(np.float32), rng.normal(0, 1, (frames, 39)).astype(np.float32),
-                         np.where(speech, -20.0, -90.0).astype(np.float32), f0.astype(np.float32), speech.copy(),
-                         speech)
-
-
-def synthetic_face(frames: int) -> FaceFeatures:
-    arkit = np.clip(np.random.default_rng(3).normal(0.1, 0.05, (frames, 58)), 0, 1).astype(np.float32)
-    return FaceFeatures(arkit, np.zeros((frames, 25), np.float32), np.ones(frames, bool))
 
 
 @pytest.fixture(scope="module")
@@ -180,25 +164,6 @@ def test_corrupted_or_mismatched_checkpoint_gives_one_sentence(tmp_path):
 
 TINY = dict(width=32, heads=4, latent_dim=4, denoiser_width=32, denoiser_layers=3, time_dim=16, batch_size=8,
             noise_repeats=2, autoencoder_steps=4, warmup_steps=2, steps=10)
-
-
-@pytest.fixture(scope="module")
-def tiny_corpus(tmp_path_factory):
-    """Three 6 s synthetic 'speech' recordings made into a corpus of 75-frame clips, 3 reactions each."""
-    from listenerctl.data.synth import SynthOptions, build_corpus
-
-    root = tmp_path_factory.mktemp("lbd_corpus")
-    rng = np.random.default_rng(0)
-    t = np.arange(16000 * 6) / 16000
-    (root / "speech").mkdir()
-    for i in range(3):
-        pitch = 120 + 40 * np.sin(2 * np.pi * 0.7 * t + i)
-        voice = np.sin(2 * np.pi * np.cumsum(pitch) / 16000) * (np.sin(2 * np.pi * 0.4 * t + i) > -0.2)
-        write_wav(root / "speech" / f"speaker{i}.wav",
-                  (0.3 * voice + 0.003 * rng.standard_normal(len(t))).astype(np.float32))
-    build_corpus([root / "speech"], root / "corpus", SynthOptions(personalities=3, clip_frames=75),
-                 report=lambda line: None)
-    return root / "corpus"
 
 
 def test_two_phase_training_freezes_the_autoencoder_and_reloads(tiny_corpus, tmp_path):
