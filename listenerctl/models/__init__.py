@@ -38,6 +38,8 @@ REGISTRY: dict[str, ModelEntry] = {e.name: e for e in (
                "baseline: a constant neutral pose"),
     ModelEntry("lbd", "listenerctl.models.lbd:LBDListener", "listener",
                "Latent Behavior Diffusion: latent diffusion over 2 s windows, speaker-conditioned", learned=True),
+    ModelEntry("facetok", "listenerctl.models.facetok:FacetokListener", "listener",
+               "FSQ facial tokens (1000 codes) predicted 32 frames at a time from the speaker", learned=True),
 )}
 
 

@@ -1,0 +1,772 @@
+"""facetok: a per-frame FSQ facial tokenizer and an autoregressive listener predictor (DESIGN §5, seed 003).
+
+Three networks, trained in phases by one `TrainPlan` (phase boundaries in `FacetokConfig`):
+
+1. **Tokenizer** (steps ``[0, tokenizer_steps)``): a transformer encoder over windows of
+   ``token_window`` arkit58 frames gives every frame a 4-D latent, quantised by FSQ with levels
+   [8, 5, 5, 5] (1000 codes, one token per frame); a transformer decoder rebuilds the window. Loss:
+   squared error averaged within blendshape groups (eyes, brows, mouth, jaw, cheeks/nose, head pose),
+   weighted across groups, plus the same on frame-to-frame velocity. Motion is standardised per channel
+   with the training set's statistics.
+2. **Emotion decoder** (the next ``emotion_steps``, tokenizer frozen): FSQ codes of a window → emotion25.
+3. **Predictor** (every later step, tokenizer frozen), autoregressive over patches: a speaker encoder
+   (audio features and the speaker's face tokens, each with self-attention, fused by FIBER gated
+   cross-attention with a learnable alpha) and a listener decoder that reads a style token, up to
+   ``context`` past listener frames and ``patch`` [MASK] slots, cross-attends to the speaker encoding of
+   the same frames and predicts the next ``patch`` tokens at once. In training, past tokens are randomly
+   replaced by [MASK] (rate up to ``mask_max``) so the decoder must listen to the speaker, a share of the
+   batches start at a clip's first frame with a shorter context (as generation does), and the speaker's
+   face and audio are randomly dropped (presence flags). The style token is the mean motion of the
+   target reaction; it stands for who the listener is (resting smile, squint, brows), which a short
+   context cannot hold: without it a sample's resting expression random-walks over a long clip.
+
+Generation rolls patches of ``patch`` frames (`windows.roll`): the speaker encodings of every patch's
+window (at most ``context + patch`` frames, shared by the K samples) are computed up front in batches,
+then one decoder pass per patch runs over at most ``1 + context + patch`` tokens, and each drawn patch is
+decoded once and kept (decoder inputs of the next patches and the output), so the cost per frame is flat
+in T. Each sample draws its style from a bank of training reactions' styles kept in the
+checkpoint, which gives the K samples different listeners. Tokens are drawn by temperature + top-k
+multinomial sampling through the Gumbel-max trick; with ``coupled_sampling`` the frames of a patch share
+their Gumbel noise, so each frame's token still follows its own distribution but neighbouring frames
+with similar distributions draw consistent tokens (independent draws per frame make the decoded motion
+jitter).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from itertools import count
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from listenerctl.checkpoint import load_checkpoint, load_into
+from listenerctl.conditioning import Conditioning
+from listenerctl.data.corpus import Corpus, load_corpus, read_card
+from listenerctl.errors import ListenerctlError
+from listenerctl.emotion import emotion_from_arkit
+from listenerctl.metrics.react import fr_corr, fr_dist, fr_div
+from listenerctl.models.base import Generator
+from listenerctl.models.layers import PositionalEncoding, TransformerDecoder, TransformerEncoder
+from listenerctl.models.quantize import FSQ
+from listenerctl.models.windows import roll
+from listenerctl.motion import ARKIT52, HEAD_POSE, Motion, get_spec
+from listenerctl.train import TrainPlan
+
+NAME = "facetok"
+SPEC = get_spec("arkit58")
+MOTION_DIM = SPEC.dim
+EMOTION_DIM = get_spec("emotion25").dim
+AUDIO_DIM = 123                     # `AudioFeatures.matrix()` width
+NUM_AUS, NUM_VA = 15, 2             # emotion25 = 15 AU occurrences, valence/arousal, 8 expression probabilities
+STD_FLOOR = 1e-2                    # channels the data never moves are scaled by this instead of ~0
+
+GROUP_PREFIXES = {"eyes": ("eye",), "brows": ("brow",), "mouth": ("mouth", "tongue"), "jaw": ("jaw",),
+                  "cheeks_nose": ("cheek", "nose")}
+GROUPS = tuple(GROUP_PREFIXES) + ("head",)
+
+
+def group_matrix() -> Tensor:
+    """[6, 58] rows averaging the arkit58 channels of each blendshape group (order of `GROUPS`)."""
+    member = torch.zeros(len(GROUPS), MOTION_DIM)
+    for g, prefixes in enumerate(GROUP_PREFIXES.values()):
+        for c, name in enumerate(ARKIT52):
+            member[g, c] = float(name.startswith(prefixes))
+    member[-1, len(ARKIT52):len(ARKIT52) + len(HEAD_POSE)] = 1.0
+    return member / member.sum(dim=1, keepdim=True)
+
+
+@dataclass(frozen=True)
+class FacetokConfig:
+    """Architecture, sampling and training settings (saved in the checkpoint card, rebuilt from it)."""
+
+    levels: tuple[int, ...] = (8, 5, 5, 5)
+    token_window: int = 8           # frames per tokenizer window
+    tokenizer_dim: int = 64
+    tokenizer_depth: int = 2
+    emotion_depth: int = 1
+    dim: int = 64                   # predictor width
+    heads: int = 4
+    speaker_depth: int = 2          # audio self-attention layers
+    face_depth: int = 1             # speaker face-token self-attention layers
+    fusion_depth: int = 1           # self-attention + gated cross-attention (audio attends to face tokens)
+    listener_depth: int = 3
+    patch: int = 32                 # frames predicted per rolling step
+    context: int = 32               # past listener frames the decoder sees (a multiple of patch)
+    start_share: float = 0.1        # share of training batches that start at a clip's first frame
+    style_bank: int = 512           # training reactions' mean motions kept for drawing sample styles
+    dropout: float = 0.0
+    group_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 0.5, 0.5, 2.0)   # per `GROUPS`
+    velocity_weight: float = 0.1
+    mask_max: float = 0.3
+    face_drop: float = 0.5
+    audio_drop: float = 0.1
+    temperature: float = 0.5
+    top_k: int = 10
+    coupled_sampling: bool = True
+    tokenizer_steps: int = 3200
+    emotion_steps: int = 200
+    tokenizer_batch: int = 8        # windows per step while training the tokenizer and emotion decoder
+    batch_size: int = 32            # windows per step while training the predictor
+    tokenizer_lr: float = 3e-3
+    predictor_lr: float = 5e-4
+    warmup: int = 100
+
+    @property
+    def window(self) -> int:
+        """Frames per predictor training window: past context and one patch."""
+        return self.context + self.patch
+
+    def __post_init__(self) -> None:
+        if self.context % self.patch:
+            raise ValueError(f"facetok's context ({self.context}) must be a multiple of its patch ({self.patch})")
+        if self.patch % self.token_window:
+            raise ValueError(f"facetok's patch ({self.patch}) must be a multiple of its token window "
+                             f"({self.token_window})")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "FacetokConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ListenerctlError(f"facetok config has unknown fields {', '.join(unknown)}.")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def _tile(x: Tensor, window: int) -> tuple[Tensor, int]:
+    """``x`` [B, T, C] → ([B·n, window, C] with the last frame repeated to fill the last window, T)."""
+    b, t, c = x.shape
+    n = -(-t // window)
+    if n * window > t:
+        x = torch.cat([x, x[:, -1:].expand(b, n * window - t, c)], dim=1)
+    return x.reshape(b * n, window, c), t
+
+
+def _untile(x: Tensor, batch: int, frames: int) -> Tensor:
+    """Inverse of `_tile`: [B·n, window, C] → [B, frames, C]."""
+    return x.reshape(batch, -1, x.shape[-1])[:, :frames]
+
+
+class WindowTransformer(nn.Module):
+    """Linear(in → dim), sinusoidal positions, non-causal transformer, Linear(dim → out), per window."""
+
+    def __init__(self, in_dim: int, out_dim: int, dim: int, depth: int, heads: int, window: int):
+        super().__init__()
+        self.window = window
+        self.inp = nn.Linear(in_dim, dim)
+        self.pos = PositionalEncoding(dim)
+        self.body = TransformerEncoder(dim, depth, heads)
+        self.out = nn.Linear(dim, out_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x`` [B, T, in_dim] (any T, processed in windows) → [B, T, out_dim]."""
+        tiles, frames = _tile(x, self.window)
+        return _untile(self.out(self.body(self.pos(self.inp(tiles)))), x.shape[0], frames)
+
+
+class FaceTokenizer(nn.Module):
+    """Standardised arkit58 frames [B, T, 58] ↔ one FSQ token per frame (indices [B, T] in [0, 1000))."""
+
+    def __init__(self, c: FacetokConfig):
+        super().__init__()
+        self.fsq = FSQ(c.levels)
+        self.encoder = WindowTransformer(MOTION_DIM, self.fsq.dim, c.tokenizer_dim, c.tokenizer_depth, c.heads,
+                                         c.token_window)
+        self.decoder = WindowTransformer(self.fsq.dim, MOTION_DIM, c.tokenizer_dim, c.tokenizer_depth, c.heads,
+                                         c.token_window)
+
+    @property
+    def codebook_size(self) -> int:
+        return self.fsq.codebook_size
+
+    def encode(self, motion: Tensor) -> tuple[Tensor, Tensor]:
+        """[B, T, 58] → (codes [B, T, 4] on the FSQ grid, indices [B, T])."""
+        return self.fsq(self.encoder(motion))
+
+    def decode(self, codes: Tensor) -> Tensor:
+        """Codes [B, T, 4] → standardised arkit58 [B, T, 58]."""
+        return self.decoder(codes)
+
+    def decode_indices(self, indices: Tensor) -> Tensor:
+        return self.decode(self.fsq.indices_to_codes(indices))
+
+
+class EmotionDecoder(nn.Module):
+    """FSQ codes [B, T, 4] → emotion25 [B, T, 25]: AU occurrences by sigmoid, valence/arousal by tanh,
+    expression probabilities by softmax."""
+
+    def __init__(self, c: FacetokConfig):
+        super().__init__()
+        self.net = WindowTransformer(len(c.levels), EMOTION_DIM, c.tokenizer_dim, c.emotion_depth, c.heads,
+                                     c.token_window)
+
+    def forward(self, codes: Tensor) -> Tensor:
+        raw = self.net(codes)
+        aus, va, expr = raw.split([NUM_AUS, NUM_VA, EMOTION_DIM - NUM_AUS - NUM_VA], dim=-1)
+        return torch.cat([torch.sigmoid(aus), torch.tanh(va), torch.softmax(expr, dim=-1)], dim=-1)
+
+
+class SpeakerEncoder(nn.Module):
+    """Speaker audio [B, S, 123] (standardised) and face tokens [B, S] → [B, S, dim].
+
+    Audio frames and face-token embeddings each pass their own self-attention stack; the fusion stack
+    then lets the audio stream attend to the face stream through FIBER gated cross-attention
+    (tanh(alpha), alpha learnable from 0). An absent modality is a learned embedding (face token
+    index ``codebook_size``), so audio only, face only and both are one code path.
+    """
+
+    def __init__(self, c: FacetokConfig, codebook_size: int):
+        super().__init__()
+        self.absent_face = codebook_size
+        self.audio_in = nn.Linear(AUDIO_DIM, c.dim)
+        self.absent_audio = nn.Parameter(torch.zeros(c.dim))
+        self.face_in = nn.Embedding(codebook_size + 1, c.dim)
+        self.pos = PositionalEncoding(c.dim)
+        self.audio_self = TransformerEncoder(c.dim, c.speaker_depth, c.heads, dropout=c.dropout)
+        self.face_self = TransformerEncoder(c.dim, c.face_depth, c.heads, dropout=c.dropout)
+        self.fusion = TransformerEncoder(c.dim, c.fusion_depth, c.heads, dropout=c.dropout, context_dim=c.dim,
+                                         gated=True)
+
+    def forward(self, audio: Tensor, audio_present: Tensor, face_tokens: Tensor) -> Tensor:
+        """``audio_present`` [B] bool; ``face_tokens`` [B, S] long (``absent_face`` where no face)."""
+        a = torch.where(audio_present[:, None, None], self.audio_in(audio), self.absent_audio)
+        a = self.audio_self(self.pos(a))
+        f = self.face_self(self.pos(self.face_in(face_tokens)))
+        return self.fusion(a, context=f)
+
+
+class ListenerDecoder(nn.Module):
+    """Bidirectional decoder over past listener frames and ``patch`` [MASK] slots, cross-attending to the
+    speaker encoding of the same frames; predicts the slots' tokens.
+
+    A past frame enters as its FSQ code [4] and the tokenizer's decoding of it [58] (so the decoder reads
+    the codebook's structure and the motion instead of learning 1000 arbitrary embeddings); hidden past
+    frames and the slots are a learned [MASK] vector. One more token carries the listener's style: the
+    mean standardised motion of a whole reaction (in training the target reaction's own; in generation
+    one drawn per sample from the bank of training reactions' styles). It keeps a sample's resting
+    expression (smile, squint, brows) from drifting as the short context rolls on, and gives the K samples
+    the spread of resting expressions that different listeners have. Logits over the 1000 tokens are a
+    full linear head plus a factorised one, the sum of one score per FSQ dimension's level, which gives
+    the ordinal structure of the grid from the start.
+    """
+
+    def __init__(self, c: FacetokConfig, fsq: FSQ):
+        super().__init__()
+        self.frame_in = nn.Linear(fsq.dim + MOTION_DIM, c.dim)
+        self.mask = nn.Parameter(0.02 * torch.randn(c.dim))
+        self.style_in = nn.Linear(MOTION_DIM, c.dim)
+        self.pos = PositionalEncoding(c.dim)
+        self.body = TransformerDecoder(c.dim, c.listener_depth, c.heads, context_dim=c.dim, dropout=c.dropout,
+                                       causal=False)
+        self.head = nn.Linear(c.dim, fsq.codebook_size)
+        self.level_head = nn.Linear(c.dim, sum(fsq.levels))
+        levels = torch.tensor(fsq.levels)
+        basis = torch.cumprod(torch.cat([torch.ones(1, dtype=torch.long), levels[:-1]]), 0)  # FSQ's mixed radix
+        offsets = torch.cumsum(levels, 0) - levels
+        level_of = (torch.arange(fsq.codebook_size)[:, None] // basis) % levels + offsets     # [V, dims]
+        onehot = torch.zeros(sum(fsq.levels), fsq.codebook_size)
+        onehot.scatter_(0, level_of.t(), 1.0)
+        self.register_buffer("level_onehot", onehot, persistent=False)
+
+    def forward(self, past: Tensor, hidden: Tensor, patch: int, speaker: Tensor, style: Tensor) -> Tensor:
+        """``past`` [B, n, 4 + 58] frame features (n may be 0), ``hidden`` [B, n] bool (True = [MASK]),
+        ``speaker`` [B or 1, n + patch, dim], ``style`` [B, 58] standardised mean motion of the listener
+        → logits [B, patch, V] of the ``patch`` frames after the past ones."""
+        frames = torch.where(hidden[..., None], self.mask, self.frame_in(past))
+        slots = self.mask.expand(past.shape[0], patch, -1)
+        sequence = torch.cat([self.style_in(style)[:, None], self.pos(torch.cat([frames, slots], dim=1))], dim=1)
+        h = self.body(sequence, speaker)[:, 1 + past.shape[1]:]
+        return self.head(h) + self.level_head(h) @ self.level_onehot
+
+
+class FacetokModel(nn.Module):
+    """The tokenizer, emotion decoder and predictor, with the standardisation statistics as buffers."""
+
+    def __init__(self, config: FacetokConfig):
+        super().__init__()
+        self.config = config
+        self.tokenizer = FaceTokenizer(config)
+        size = self.tokenizer.codebook_size
+        self.emotion = EmotionDecoder(config)
+        self.speaker = SpeakerEncoder(config, size)
+        self.listener = ListenerDecoder(config, self.tokenizer.fsq)
+        self.register_buffer("motion_mean", torch.zeros(MOTION_DIM))
+        self.register_buffer("motion_std", torch.ones(MOTION_DIM))
+        self.register_buffer("audio_mean", torch.zeros(AUDIO_DIM))
+        self.register_buffer("audio_std", torch.ones(AUDIO_DIM))
+        self.register_buffer("styles", torch.zeros(config.style_bank, MOTION_DIM))
+        self.register_buffer("group_weights", group_matrix().t() @ torch.tensor(config.group_weights)
+                             / sum(config.group_weights), persistent=False)
+
+    def set_statistics(self, motion: Tensor, audio: Tensor, styles: Tensor, generator: torch.Generator) -> None:
+        """Standardise with the per-channel mean/std of ``motion`` [N, 58] and ``audio`` [N, 123]; fill the
+        style bank with ``style_bank`` rows of ``styles`` [S, 58] (mean motion per training reaction), all of
+        them when they fit, drawn at random when there are more."""
+        bank = len(self.styles)
+        pick = torch.randperm(len(styles), generator=generator)[:bank] if len(styles) >= bank \
+            else torch.randint(len(styles), (bank,), generator=generator)
+        self.styles.copy_(styles[pick.to(styles.device)])
+        self.motion_mean.copy_(motion.mean(0))
+        self.motion_std.copy_(motion.std(0).clamp(min=STD_FLOOR))
+        self.audio_mean.copy_(audio.mean(0))
+        self.audio_std.copy_(audio.std(0).clamp(min=STD_FLOOR))
+
+    def standardise(self, motion: Tensor) -> Tensor:
+        return (motion - self.motion_mean) / self.motion_std
+
+    def destandardise(self, motion: Tensor) -> Tensor:
+        return motion * self.motion_std + self.motion_mean
+
+    def to_arkit(self, standardised: Tensor) -> Tensor:
+        """Standardised motion [B, T, 58] → arkit58 in its own units, blendshape weights clipped to [0, 1]."""
+        motion = self.destandardise(standardised)
+        motion[..., :len(ARKIT52)].clamp_(0.0, 1.0)
+        return motion
+
+    def decode_motion(self, tokens: Tensor) -> Tensor:
+        """Tokens [B, T] → arkit58 [B, T, 58] (`to_arkit` of the tokenizer's decoding)."""
+        return self.to_arkit(self.tokenizer.decode_indices(tokens))
+
+    def frame_features(self, tokens: Tensor) -> Tensor:
+        """Listener tokens [B, n] → decoder inputs [B, n, 4 + 58]: FSQ codes and their standardised decoding."""
+        codes = self.tokenizer.fsq.indices_to_codes(tokens)
+        if tokens.shape[1] == 0:
+            return codes.new_zeros(*tokens.shape, codes.shape[-1] + MOTION_DIM)
+        return torch.cat([codes, self.tokenizer.decode(codes)], dim=-1)
+
+    def face_tokens(self, face: Tensor, present: Tensor) -> Tensor:
+        """Speaker arkit58 [B, T, 58] → tokens [B, T], the absent token where ``present`` [B] is False."""
+        absent = torch.full(face.shape[:2], self.speaker.absent_face, dtype=torch.long, device=face.device)
+        if not bool(present.any()):
+            return absent
+        return torch.where(present[:, None], self.tokenizer.encode(self.standardise(face))[1], absent)
+
+
+# ---------------------------------------------------------------- generation
+
+
+def sample_top_k(logits: Tensor, temperature: float, top_k: int, generator: torch.Generator,
+                 coupled: bool) -> Tensor:
+    """Token indices [B, P] from ``logits`` [B, P, V]: each frame draws from softmax(logits / temperature)
+    restricted to its ``top_k`` most likely tokens, by the Gumbel-max trick. ``coupled`` shares one Gumbel
+    noise vector [V] across the P frames of a row (consistent draws); otherwise every frame draws anew."""
+    b, p, v = logits.shape
+    top, index = logits.topk(min(top_k, v), dim=-1)
+    uniform = torch.rand((b, 1 if coupled else p, v), generator=generator, device=logits.device)
+    gumbel = -torch.log(-torch.log(uniform.clamp(min=1e-12)))
+    scores = top / temperature + gumbel.expand(b, p, v).gather(-1, index)
+    return index.gather(-1, scores.argmax(dim=-1, keepdim=True))[..., 0]
+
+
+@torch.no_grad()
+def speaker_windows(model: FacetokModel, config: FacetokConfig, audio: Tensor, audio_present: Tensor,
+                    face_tokens: Tensor) -> dict[int, Tensor]:
+    """The speaker encoding every rolling step reads, computed up front: {patch start: [1, L, dim]} over
+    frames ``[max(0, start − context), min(start + patch, T))``. The speaker is known before generation
+    starts, so windows of equal length L go through the encoder as one batch (a few large passes
+    instead of one small pass per patch). Inputs as for `sample_tokens`."""
+    total = audio.shape[1]
+    spans = [(start, max(0, start - config.context), min(start + config.patch, total))
+             for start in range(0, total, config.patch)]
+    encodings: dict[int, Tensor] = {}
+    for length in sorted({end - first for _, first, end in spans}):
+        group = [(start, first) for start, first, end in spans if end - first == length]
+        frames = torch.tensor([first for _, first in group], device=audio.device)[:, None] \
+            + torch.arange(length, device=audio.device)
+        encoded = model.speaker(audio[0, frames], audio_present.expand(len(group)), face_tokens[0, frames])
+        encodings.update({start: encoded[i:i + 1] for i, (start, _) in enumerate(group)})
+    return encodings
+
+
+@torch.no_grad()
+def sample_tokens(model: FacetokModel, config: FacetokConfig, audio: Tensor, audio_present: Tensor,
+                  face_tokens: Tensor, num_samples: int, seed: int) -> tuple[Tensor, Tensor]:
+    """K listener token sequences for one speaker: ``audio`` [1, T, 123] standardised, ``audio_present``
+    [1] bool, ``face_tokens`` [1, T]; sampling settings from ``config``. Returns (tokens [K, T] long,
+    their decoding [K, T, 58] standardised).
+
+    Each patch is decoded once, when it is drawn, and its decoder inputs are kept beside its tokens
+    (the cache that keeps the cost per frame flat): patches start at multiples of ``patch``, itself a
+    multiple of ``token_window``, so a patch's tokenizer windows are exactly those of the full sequence.
+    """
+    device = audio.device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    bank = model.styles
+    style = model.standardise(bank[torch.randint(len(bank), (num_samples,), generator=generator, device=device)])
+    code_dim = model.tokenizer.fsq.dim
+    empty = torch.zeros(num_samples, 0, 1 + code_dim + MOTION_DIM, device=device)
+    speaker_of = speaker_windows(model, config, audio, audio_present, face_tokens)
+
+    def patch(past: Tensor | None, start: int, end: int) -> Tensor:
+        past = empty if past is None else past
+        speaker = speaker_of[start].expand(num_samples, -1, -1)  # batched attention beats broadcasting on CPU
+        hidden = torch.zeros(past.shape[:2], dtype=torch.bool, device=device)
+        logits = model.listener(past[..., 1:], hidden, end - start, speaker, style)
+        tokens = sample_top_k(logits, config.temperature, config.top_k, generator, config.coupled_sampling)
+        # `roll` keeps frames [K, T, D]: the token id (exact in float32 below 2**24), then its features
+        return torch.cat([tokens[..., None].float(), model.frame_features(tokens)], dim=-1)
+
+    frames = roll(patch, audio.shape[1], config.context, config.patch)
+    return frames[..., 0].long(), frames[..., 1 + code_dim:]
+
+
+class FacetokListener(Generator):
+    """The facetok listener: K arkit58 samples for any length, rolled patch by patch (module docstring)."""
+
+    name = NAME
+    spec = "arkit58"
+    fps = 25.0
+
+    def __init__(self, model: FacetokModel, card: dict | None = None, device: str = "cpu"):
+        self.model = model.to(device).eval()
+        self.config = model.config
+        self.card = card or {}
+        self.device = device
+
+    @classmethod
+    def from_checkpoint(cls, path: Path, device: str = "cpu") -> "FacetokListener":
+        state, card = load_checkpoint(path, expected_model=NAME, expected_spec="arkit58")
+        if not isinstance(card["config"], dict):
+            raise ListenerctlError(f"checkpoint {path} has no facetok config in its card.")
+        model = FacetokModel(FacetokConfig.from_dict(card["config"]))
+        load_into(model, state, source=f"checkpoint {path}")
+        return cls(model, card, device)
+
+    def describe(self) -> dict:
+        return {"sha256": self.card.get("sha256"), "config": asdict(self.config),
+                "temperature": self.config.temperature, "top_k": self.config.top_k}
+
+    def _speaker_inputs(self, cond: Conditioning) -> tuple[Tensor, Tensor, Tensor]:
+        """(audio [1, T, 123] standardised, audio present [1], face tokens [1, T])."""
+        m, t = self.model, cond.num_frames
+        if cond.audio is not None:
+            audio = torch.from_numpy(cond.audio.matrix()).to(self.device)[None]
+            audio = (audio - m.audio_mean) / m.audio_std
+        else:
+            audio = torch.zeros(1, t, AUDIO_DIM, device=self.device)
+        has_face = torch.tensor([cond.face is not None], device=self.device)
+        face = torch.from_numpy(np.asarray(cond.face.arkit, np.float32)).to(self.device)[None] \
+            if cond.face is not None else torch.zeros(1, t, MOTION_DIM, device=self.device)
+        return audio, torch.tensor([cond.audio is not None], device=self.device), m.face_tokens(face, has_face)
+
+    @torch.no_grad()
+    def generate_tokens(self, cond: Conditioning, num_samples: int, seed: int) -> tuple[Tensor, Tensor]:
+        """Listener tokens [K, T] (long) for ``cond`` and their decoding [K, T, 58] (standardised)."""
+        if abs(cond.fps - self.fps) > 1e-6:
+            raise ListenerctlError(f"facetok works at {self.fps:g} fps; the conditioning is at {cond.fps:g} fps.")
+        if num_samples < 1:
+            raise ListenerctlError(f"the number of samples must be at least 1, got {num_samples}.")
+        return sample_tokens(self.model, self.config, *self._speaker_inputs(cond), num_samples, seed)
+
+    @torch.no_grad()
+    def decode_emotion(self, tokens: Tensor) -> np.ndarray:
+        """Tokens [K, T] → emotion25 [K, T, 25] float32 from the emotion decoder."""
+        codes = self.model.tokenizer.fsq.indices_to_codes(tokens)
+        return self.model.emotion(codes).cpu().numpy().astype(np.float32)
+
+    def _motion(self, standardised: Tensor) -> Motion:
+        return Motion(self.model.to_arkit(standardised).cpu().numpy().astype(np.float32), self.spec, self.fps)
+
+    def generate(self, cond: Conditioning, num_samples: int, seed: int) -> Motion:
+        return self._motion(self.generate_tokens(cond, num_samples, seed)[1])
+
+    def generate_with_emotion(self, cond: Conditioning, num_samples: int, seed: int) -> tuple[Motion, Motion]:
+        """(arkit58 motion, emotion25 from the emotion decoder), both [K, T, D] at 25 fps."""
+        tokens, standardised = self.generate_tokens(cond, num_samples, seed)
+        return self._motion(standardised), Motion(self.decode_emotion(tokens), "emotion25", self.fps)
+
+
+# ---------------------------------------------------------------- training
+
+
+@dataclass
+class CorpusTensors:
+    """A corpus split as tensors: audio [N, T, 123] raw, audio present [N], face [N, T, 58], face present
+    [N], reactions [N, M, T, 58], reaction emotion [N, M, T, 25] (N speaker clips of T frames)."""
+
+    audio: Tensor
+    audio_present: Tensor
+    face: Tensor
+    face_present: Tensor
+    reactions: Tensor
+    emotion: Tensor
+
+    @classmethod
+    def of(cls, corpus: Corpus, device: str) -> "CorpusTensors":
+        frames = min(c.cond.num_frames for c in corpus.clips)
+        reactions = min(len(c.reactions) for c in corpus.clips)
+
+        def stack(arrays):
+            return torch.from_numpy(np.stack([np.asarray(a[..., :frames, :], np.float32) for a in arrays])).to(device)
+
+        clips = corpus.clips
+        return cls(
+            audio=stack([c.cond.audio.matrix() if c.cond.audio is not None else np.zeros((frames, AUDIO_DIM))
+                         for c in clips]),
+            audio_present=torch.tensor([c.cond.audio is not None for c in clips], device=device),
+            face=stack([c.cond.face.arkit if c.cond.face is not None else np.zeros((frames, MOTION_DIM))
+                        for c in clips]),
+            face_present=torch.tensor([c.cond.face is not None for c in clips], device=device),
+            reactions=stack([c.reactions[:reactions] for c in clips]),
+            emotion=stack([c.reaction_emotion[:reactions] for c in clips]))
+
+    @property
+    def frames(self) -> int:
+        return self.audio.shape[1]
+
+
+def phase_of(step: int, config: FacetokConfig) -> str:
+    """'tokenizer', 'emotion' or 'predictor': the training phase of ``step`` (0-based)."""
+    if step < config.tokenizer_steps:
+        return "tokenizer"
+    return "emotion" if step < config.tokenizer_steps + config.emotion_steps else "predictor"
+
+
+def training_batches(data: CorpusTensors, config: FacetokConfig, seed: int) -> Iterator[dict]:
+    """Endless batches of ``config.window``-frame windows from random clips, reactions and offsets;
+    batch n has ``tokenizer_batch`` windows in the tokenizer and emotion phases, ``batch_size`` after.
+
+    Each batch: audio [B, L, 123], audio_present [B], face [B, L, 58], face_present [B] (after random
+    drops), listener [B, L, 58], emotion [B, L, 25] (raw units), token_mask [B, L] (past-token masking),
+    context (int): how many past frames before the final patch the predictor sees this batch, and style
+    [B, 58] the mean raw motion of the whole reaction. A ``start_share`` of the batches begin at frame 0
+    as generation does, with a shorter context (a multiple of the patch; the window's frames before the
+    clip repeat frame 0 and are never used).
+    """
+    c, device = config, data.audio.device
+    gen = torch.Generator().manual_seed(seed)
+    n, m = data.reactions.shape[:2]
+    steps = torch.arange(c.window)
+    shorter = torch.arange(0, c.context, c.patch)
+    styles = data.reactions.mean(dim=2)                                  # [N, M, 58]
+    for step in count():
+        size = c.batch_size if phase_of(step, c) == "predictor" else c.tokenizer_batch
+        context = c.context
+        clip = torch.randint(n, (size,), generator=gen)
+        reaction = torch.randint(m, (size,), generator=gen)
+        start = torch.randint(data.frames - c.window + 1, (size,), generator=gen)
+        if torch.rand(1, generator=gen).item() < c.start_share:
+            context = int(shorter[torch.randint(len(shorter), (1,), generator=gen)])
+            start = torch.full((size,), context - c.context)
+        keep_audio = torch.rand(size, generator=gen) >= c.audio_drop
+        keep_face = torch.rand(size, generator=gen) >= c.face_drop
+        rate = torch.rand(size, 1, generator=gen) * c.mask_max
+        token_mask = torch.rand(size, c.window, generator=gen) < rate
+        frames = (start[:, None] + steps).clamp(min=0).to(device)
+        clip, reaction = clip.to(device), reaction.to(device)
+        yield {
+            "audio": data.audio[clip[:, None], frames],
+            "audio_present": data.audio_present[clip] & keep_audio.to(device),
+            "face": data.face[clip[:, None], frames],
+            "face_present": data.face_present[clip] & keep_face.to(device),
+            "listener": data.reactions[clip[:, None], reaction[:, None], frames],
+            "emotion": data.emotion[clip[:, None], reaction[:, None], frames],
+            "token_mask": token_mask.to(device),
+            "context": context,
+            "style": styles[clip, reaction],
+        }
+
+
+def _window_velocity(x: Tensor, window: int) -> Tensor:
+    """Frame-to-frame differences inside each tokenizer window: [B, T, C] → [B·n, window − 1, C]."""
+    return _tile(x, window)[0].diff(dim=1)
+
+
+def tokenizer_loss(model: FacetokModel, batch: dict) -> dict:
+    """Group-weighted squared error of standardised positions and velocities, plus per-group terms."""
+    c = model.config
+    target = model.standardise(batch["listener"])
+    codes, _ = model.tokenizer.encode(target)
+    recon = model.tokenizer.decode(codes)
+    err = (recon - target).pow(2).mean(dim=(0, 1))
+    vel_err = (_window_velocity(recon, c.token_window) - _window_velocity(target, c.token_window)
+               ).pow(2).mean(dim=(0, 1))
+    weights = model.group_weights
+    terms = {"loss": err @ weights + c.velocity_weight * (vel_err @ weights), "recon": err @ weights}
+    groups = group_matrix().to(err.device) @ err.detach()
+    terms.update({f"recon_{g}": groups[i] for i, g in enumerate(GROUPS)})
+    return terms
+
+
+def emotion_loss(model: FacetokModel, batch: dict) -> dict:
+    with torch.no_grad():
+        codes, _ = model.tokenizer.encode(model.standardise(batch["listener"]))
+    mse = (model.emotion(codes) - batch["emotion"]).pow(2).mean()
+    return {"loss": mse, "emotion_mse": mse}
+
+
+def predictor_logits(model: FacetokModel, batch: dict, masked: bool) -> tuple[Tensor, Tensor]:
+    """(logits [B, P, V], target tokens [B, P]) of a batch's final patch, predicted from its last
+    ``batch["context"]`` past frames; ``masked`` hides past tokens where the batch's token_mask says."""
+    c = model.config
+    first = c.context - batch["context"]
+    with torch.no_grad():
+        tokens = model.tokenizer.encode(model.standardise(batch["listener"][:, first:]))[1]
+        face_tokens = model.face_tokens(batch["face"][:, first:], batch["face_present"])
+        past = model.frame_features(tokens[:, :-c.patch])
+    hidden = batch["token_mask"][:, first:c.context] if masked else torch.zeros(past.shape[:2], dtype=torch.bool,
+                                                                                  device=past.device)
+    audio = (batch["audio"][:, first:] - model.audio_mean) / model.audio_std
+    speaker = model.speaker(audio, batch["audio_present"], face_tokens)
+    logits = model.listener(past, hidden, c.patch, speaker, model.standardise(batch["style"]))
+    return logits, tokens[:, -c.patch:]
+
+
+def predictor_loss(model: FacetokModel, batch: dict) -> dict:
+    logits, targets = predictor_logits(model, batch, masked=True)
+    ce = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+    accuracy = (logits.argmax(-1) == targets).float().mean()
+    alpha = model.speaker.fusion.blocks[0].cross.alpha
+    return {"loss": ce, "patch_ce": ce, "patch_accuracy": accuracy, "fiber_gate": torch.tanh(alpha).detach()}
+
+
+class PhasedTraining:
+    """Which phase a step belongs to (`phase_of`), the loss of that phase and its learning-rate warmup."""
+
+    def __init__(self, model: FacetokModel, optimizers: list[torch.optim.Optimizer]):
+        self.model = model
+        self.optimizers = dict(zip(("tokenizer", "emotion", "predictor"), optimizers))
+        c = model.config
+        self.starts = {"tokenizer": 0, "emotion": c.tokenizer_steps, "predictor": c.tokenizer_steps + c.emotion_steps}
+        self.phase = "tokenizer"
+
+    def on_step(self, step: int) -> None:
+        """Set the phase of ``step`` and its optimiser's learning rate: linear warmup, then a cosine decay
+        to zero over the fixed-length tokenizer and emotion phases; constant through the predictor phase."""
+        c = self.model.config
+        self.phase = phase_of(step, c)
+        done = step - self.starts[self.phase]
+        scale = min(1.0, (done + 1) / c.warmup)
+        if self.phase != "predictor":
+            length = c.tokenizer_steps if self.phase == "tokenizer" else c.emotion_steps
+            scale *= 0.5 * (1.0 + math.cos(math.pi * done / length))
+        for group in self.optimizers[self.phase].param_groups:
+            group["lr"] = group["initial_lr"] * scale
+
+    def loss(self, batch: dict) -> dict:
+        return {"tokenizer": tokenizer_loss, "emotion": emotion_loss, "predictor": predictor_loss}[self.phase](
+            self.model, batch)
+
+
+@torch.no_grad()
+def tokenizer_metrics(model: FacetokModel, held_out: CorpusTensors, train: CorpusTensors) -> dict:
+    """Held-out arkit58 reconstruction MSE against the training mean pose's, code usage and perplexity (train
+    and held-out tokens together), and the emotion decoder's MSE against the training mean emotion's."""
+    reactions = held_out.reactions.flatten(0, 1)                                   # [N·M, T, 58]
+    codes, indices = model.tokenizer.encode(model.standardise(reactions))
+    mse = (model.decode_motion(indices) - reactions).pow(2).mean().item()
+    baseline = (reactions - train.reactions.flatten(0, 2).mean(0)).pow(2).mean().item()
+    train_indices = model.tokenizer.encode(model.standardise(train.reactions.flatten(0, 1)))[1]
+    usage = torch.bincount(torch.cat([train_indices.flatten(), indices.flatten()]),
+                           minlength=model.tokenizer.codebook_size).float()
+    probs = usage[usage > 0] / usage.sum()
+    emotion_target = held_out.emotion.flatten(0, 1)
+    return {
+        "tokenizer_mse": mse, "mean_pose_mse": baseline, "mean_pose_over_tokenizer_mse": baseline / max(mse, 1e-12),
+        "code_usage": (usage > 0).float().mean().item(), "code_perplexity": (-(probs * probs.log()).sum()).exp().item(),
+        "emotion_decoder_mse": (model.emotion(codes) - emotion_target).pow(2).mean().item(),
+        "mean_emotion_mse": (emotion_target - train.emotion.flatten(0, 2).mean(0)).pow(2).mean().item(),
+    }
+
+
+@torch.no_grad()
+def predictor_metrics(model: FacetokModel, held_out: CorpusTensors) -> dict:
+    """Cross-entropy and accuracy of every held-out patch after a full context (no masking)."""
+    c = model.config
+    ce, correct, scored = 0.0, 0.0, 0
+    m = held_out.reactions.shape[1]
+    for first in range(0, held_out.frames - c.window + 1, c.patch):
+        last = first + c.window
+        batch = {"audio": held_out.audio[:, first:last].repeat_interleave(m, 0),
+                 "audio_present": held_out.audio_present.repeat_interleave(m, 0),
+                 "face": held_out.face[:, first:last].repeat_interleave(m, 0),
+                 "face_present": held_out.face_present.repeat_interleave(m, 0),
+                 "listener": held_out.reactions[:, :, first:last].flatten(0, 1), "context": c.context,
+                 "style": held_out.reactions.mean(dim=2).flatten(0, 1)}
+        logits, targets = predictor_logits(model, batch, masked=False)
+        ce += F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="sum").item()
+        correct += (logits.argmax(-1) == targets).sum().item()
+        scored += targets.numel()
+    return {"patch_ce": ce / max(scored, 1), "patch_accuracy": correct / max(scored, 1),
+            "fiber_gate": torch.tanh(model.speaker.fusion.blocks[0].cross.alpha).item()}
+
+
+@torch.no_grad()
+def reaction_metrics(model: FacetokModel, held_out: CorpusTensors, samples: int = 10, seed: int = 0) -> dict:
+    """REACT FRCorr, FRDist, FRDiv of ``samples`` generated reactions per held-out speaker clip (emotion25 by
+    `emotion_from_arkit`, against the clip's appropriate reactions), and FRCorr with the speakers rotated by
+    one clip (generated reactions scored against another clip's), which a speaker-blind model would match."""
+    preds = []
+    for i in range(len(held_out.audio)):
+        audio = ((held_out.audio[i] - model.audio_mean) / model.audio_std)[None]
+        faces = model.face_tokens(held_out.face[i][None], held_out.face_present[i][None])
+        standardised = sample_tokens(model, model.config, audio, held_out.audio_present[i][None], faces, samples,
+                                     seed + i)[1]
+        preds.append(emotion_from_arkit(model.to_arkit(standardised).cpu().numpy()))
+    pred = np.stack(preds)
+    appropriate = list(held_out.emotion.cpu().numpy())
+    metrics = {"FRCorr": fr_corr(pred, appropriate), "FRDist": fr_dist(pred, appropriate), "FRDiv": fr_div(pred)}
+    if len(pred) > 1:
+        metrics["FRCorr_rotated_speakers"] = fr_corr(np.roll(pred, 1, axis=0), appropriate)
+    return metrics
+
+
+def evaluate(model: FacetokModel, held_out: CorpusTensors, train: CorpusTensors) -> dict:
+    """All held-out metrics for the card (`tokenizer_metrics`, `predictor_metrics`, `reaction_metrics`)."""
+    was_training = model.training
+    model.eval()
+    metrics = {**tokenizer_metrics(model, held_out, train), **predictor_metrics(model, held_out),
+               **reaction_metrics(model, held_out)}
+    model.train(was_training)
+    return metrics
+
+
+def _describe_data(data: Path, train: Corpus, held_out: Corpus) -> str:
+    card = read_card(data) or {}
+    teacher = card.get("teacher", "recorded listeners")
+    return (f"{data} (spec {train.spec}, listener reactions from {teacher}, "
+            f"{train.clips[0].reactions.shape[0]} per speaker clip): train split {len(train.clips)} speaker "
+            f"clips / {train.seconds:.0f} s; held-out metrics on the {held_out.split} split "
+            f"({len(held_out.clips)} clips / {held_out.seconds:.0f} s)")
+
+
+def make_train_plan(data: Path, device: str = "cpu", seed: int = 0, **config_overrides) -> TrainPlan:
+    """Plan facetok's phased training on the corpus at ``data`` (train split; val split for metrics)."""
+    data = Path(data)
+    config = replace(FacetokConfig(), **config_overrides)
+    train_corpus, val_corpus = load_corpus(data, "train"), load_corpus(data, "val")
+    if train_corpus.spec != "arkit58":
+        raise ListenerctlError(f"facetok trains on arkit58 reactions; {data} holds {train_corpus.spec}.")
+    return plan_training(CorpusTensors.of(train_corpus, device), CorpusTensors.of(val_corpus, device), config,
+                         seed, _describe_data(data, train_corpus, val_corpus))
+
+
+def plan_training(train: CorpusTensors, held_out: CorpusTensors, config: FacetokConfig, seed: int,
+                  description: str) -> TrainPlan:
+    """The `TrainPlan` for ``train`` (standardisation statistics, batches) and ``held_out`` (metrics)."""
+    if train.frames < config.window:
+        raise ListenerctlError(f"the training clips have {train.frames} frames, fewer than one facetok training "
+                               f"window ({config.window}).")
+    device = train.audio.device
+    torch.manual_seed(seed)
+    model = FacetokModel(config).to(device)
+    model.set_statistics(train.reactions.flatten(0, 2), train.audio[train.audio_present].flatten(0, 1)
+                         if bool(train.audio_present.any()) else torch.zeros(2, AUDIO_DIM, device=device),
+                         train.reactions.mean(dim=2).flatten(0, 1), torch.Generator().manual_seed(seed))
+    optimizers = [torch.optim.AdamW(part.parameters(), lr=lr, weight_decay=0.01)
+                  for part, lr in ((model.tokenizer, config.tokenizer_lr), (model.emotion, config.tokenizer_lr),
+                                   (nn.ModuleList([model.speaker, model.listener]), config.predictor_lr))]
+    for opt in optimizers:
+        for group in opt.param_groups:
+            group["initial_lr"] = group["lr"]
+    phases = PhasedTraining(model, optimizers)
+    card = {"model": NAME, "config": json.loads(json.dumps(asdict(config))), "spec": "arkit58", "fps": 25.0,
+            "training_data": description}
+    return TrainPlan(model, optimizers, training_batches(train, config, seed), phases.loss,
+                     lambda: evaluate(model, held_out, train), card, phases.on_step)
