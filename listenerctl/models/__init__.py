@@ -36,6 +36,8 @@ REGISTRY: dict[str, ModelEntry] = {e.name: e for e in (
                "baseline: smooth random motion, blind to the speaker"),
     ModelEntry("mean", "listenerctl.models.baselines:MeanListener", "listener",
                "baseline: a constant neutral pose"),
+    ModelEntry("difflistener", "listenerctl.models.difflistener:DiffListener", "listener",
+               "DiffListener: VQ-VAE motion tokens drawn by mask-and-replace discrete diffusion", learned=True),
     ModelEntry("lbd", "listenerctl.models.lbd:LBDListener", "listener",
                "Latent Behavior Diffusion: latent diffusion over 2 s windows, speaker-conditioned", learned=True),
     ModelEntry("facetok", "listenerctl.models.facetok:FacetokListener", "listener",
