@@ -40,6 +40,8 @@ REGISTRY: dict[str, ModelEntry] = {e.name: e for e in (
                "DiffListener: VQ-VAE motion tokens drawn by mask-and-replace discrete diffusion", learned=True),
     ModelEntry("lbd", "listenerctl.models.lbd:LBDListener", "listener",
                "Latent Behavior Diffusion: latent diffusion over 2 s windows, speaker-conditioned", learned=True),
+    ModelEntry("sfms", "listenerctl.models.sfms:SFMSListener", "listener",
+               "Sparse Facial Motion Structure: keyframe tokens predicted from the speaker, frames inpainted", learned=True),
     ModelEntry("facetok", "listenerctl.models.facetok:FacetokListener", "listener",
                "FSQ facial tokens (1000 codes) predicted 32 frames at a time from the speaker", learned=True),
 )}

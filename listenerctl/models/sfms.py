@@ -1,0 +1,452 @@
+"""Sparse Facial Motion Structure (SFMS) listener: listener motion as sparse keyframe tokens, predicted
+frame by frame from the speaker and rebuilt by an inpainter (DESIGN §5, row sfms).
+
+Shapes: K samples, T frames, w = ``window`` (48) frames per tokenizer window, k = ``keyframes`` per
+window, V = 1 + codebook (257) token classes: 0 = transition frame, 1 + i = keyframe with FSQ code i.
+Listener frames are arkit58 normalised per channel with the training set's mean and spread.
+
+- Tokenizer (`sfms_keyframes.KeyframeTokenizer`): Gumbel top-k keyframes (Algorithm 1, straight-through,
+  temperature and Gumbel noise annealed, its own optimiser), FSQ codes on keyframes only, transformer inpainter.
+- Predictor (`KeyframePredictor`): a transformer over ``context`` (40) past + ``chunk`` (8) future
+  frames predicting the next ``chunk`` tokens. Per frame its input is the frame's token ([FUTURE] for
+  the future frames) plus the speaker at that frame (audio [123] and face arkit58 + emotion25 [83],
+  zeros with learned presence vectors where absent) plus the frame's phase in the tokenizer grid
+  (t mod w). Class-balanced cross-entropy (transition frames weighted down to the keyframes' total
+  mass; that prior is undone when sampling); neutral-prefix augmentation: the first n frames of a
+  training window are replaced by the tokens of the neutral pose with no speaker, as at the start of
+  generation.
+- Generation: `windows.roll` (context 40, chunk 8: one network call per 8 frames), K samples batched,
+  sampling with temperature / top-k; then the inpainter rebuilds frames from the tokens in windows of w
+  frames overlapping by ``overlap``, cross-faded (`windows.outpaint`).
+
+Training (`make_train_plan`): ``tokenizer_steps`` on the tokenizer's reconstruction loss, then the
+tokenizer is frozen, every training reaction is tokenised once, and the predictor learns.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from listenerctl.checkpoint import load_checkpoint, load_into
+from listenerctl.conditioning import Conditioning
+from listenerctl.data.corpus import load_corpus, read_card
+from listenerctl.errors import ListenerctlError
+from listenerctl.models.base import Generator
+from listenerctl.models.layers import PositionalEncoding, TransformerEncoder
+from listenerctl.models.lbd import WindowSource, feature_statistics, speaker_arrays
+from listenerctl.models.sfms_keyframes import SELECTIONS, KeyframeTokenizer
+from listenerctl.models.windows import outpaint, plan_windows, roll
+from listenerctl.motion import Motion, get_spec
+
+NAME = "sfms"
+SPEC = get_spec("arkit58")
+FPS = 25.0
+ARKIT_DIM = SPEC.dim                                  # 58
+FACE_DIM = ARKIT_DIM + get_spec("emotion25").dim      # 83: speaker face arkit58 + emotion25
+AUDIO_DIM = 123
+BLENDSHAPES = 52
+WINDOW_CHUNK = 256                                    # inpainter windows per batched call
+
+
+@dataclass(frozen=True)
+class SFMSConfig:
+    """Architecture, sampling and training settings; saved in the checkpoint card and rebuilt from it."""
+
+    window: int = 48              # tokenizer window (w)
+    keyframes: int = 7            # keyframes per window (k)
+    selection: str = "learned"    # learned | static | dense (the ablation's variants)
+    levels: tuple[int, ...] = (4, 4, 4, 4)   # FSQ levels: 256 codes
+    width: int = 64               # tokenizer transformer width
+    heads: int = 4
+    scorer_layers: int = 1
+    encoder_layers: int = 2
+    inpainter_layers: int = 2
+    position_dim: int = 32        # each sinusoidal encoding fed to the inpainter
+    predictor_width: int = 64
+    predictor_layers: int = 2
+    context: int = 40             # past frames seen by the predictor
+    chunk: int = 8                # future frames predicted per rolled call
+    overlap: int = 8              # frames shared by consecutive inpainter windows at generation
+    temperature: float = 1.0      # sampling temperature
+    top_k: int = 0                # sample among the top-k token classes (0 = all)
+    tokenizer_steps: int = 500    # training phase 1; then phase 2 (predictor)
+    batch_size: int = 32
+    lr: float = 2e-3
+    scorer_lr: float = 1e-3       # the scorer's own optimiser
+    warmup_steps: int = 100
+    weight_decay: float = 0.01
+    tau_start: float = 1.0        # Gumbel top-k temperature, annealed geometrically over phase 1
+    tau_end: float = 0.1
+    best_of: int = 4              # Gumbel selections compared for the best-of-samples target (0 = off)
+    select_weight: float = 0.1    # weight of the best-of-samples target
+    neutral_prefix: float = 0.25  # chance of a neutral prefix in a predictor training window
+    face_drop: float = 0.5
+    audio_drop: float = 0.25
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "levels", tuple(int(n) for n in self.levels))
+        if self.selection not in SELECTIONS:
+            raise ValueError(f"unknown selection {self.selection!r}; use one of {', '.join(SELECTIONS)}")
+        if not 1 <= self.keyframes <= self.window:
+            raise ValueError(f"keyframes must be in 1 … {self.window}, got {self.keyframes}")
+        if self.context + self.chunk > self.window:
+            raise ValueError(f"context + chunk ({self.context + self.chunk}) must fit in the {self.window}-frame "
+                             f"window the predictor is trained on")
+        if not 0 <= 2 * self.overlap < self.window:
+            raise ValueError(f"overlap must be at least 0 and under half the window, got {self.overlap}")
+        if self.temperature <= 0 or self.top_k < 0:
+            raise ValueError(f"need temperature > 0 and top_k >= 0, got {self.temperature} and {self.top_k}")
+
+    @property
+    def vocabulary(self) -> int:
+        return 1 + math.prod(self.levels)
+
+
+class KeyframePredictor(nn.Module):
+    """Transformer over a window of ``context`` past and ``chunk`` future frames: the past frames' tokens
+    (the future ones replaced by a [FUTURE] token), the speaker at every frame and each frame's phase in
+    the tokenizer grid → logits [B, n, V] of every frame's token (the future frames' are used)."""
+
+    def __init__(self, cfg: SFMSConfig):
+        super().__init__()
+        width = cfg.predictor_width
+        self.future_token = cfg.vocabulary
+        self.token = nn.Embedding(cfg.vocabulary + 1, width)
+        self.phase = nn.Embedding(cfg.window, width)
+        self.audio_in = nn.Linear(AUDIO_DIM, width)
+        self.face_in = nn.Linear(FACE_DIM, width)
+        self.presence = nn.Parameter(torch.zeros(2, width))
+        self.position = PositionalEncoding(width)
+        self.body = TransformerEncoder(width, cfg.predictor_layers, cfg.heads, mlp_ratio=2.0)
+        self.head = nn.Linear(width, cfg.vocabulary)
+        self.window, self.context = cfg.window, cfg.context
+
+    def speaker(self, audio: Tensor, face: Tensor, has_audio: Tensor, has_face: Tensor) -> Tensor:
+        """Normalised audio [..., n, 123] and face [..., n, 83], per-frame flags [..., n] → [..., n, width]."""
+        a, f = has_audio.to(audio.dtype)[..., None], has_face.to(face.dtype)[..., None]
+        return a * (self.audio_in(audio) + self.presence[0]) + f * (self.face_in(face) + self.presence[1])
+
+    def forward(self, past: Tensor, speaker: Tensor, frames: Tensor) -> Tensor:
+        """Past tokens [B, context], speaker embeddings [B or 1, n, width] and frame indices [B or 1, n]
+        (any integers; t mod w is used) of the n = context + chunk frames → logits [B, n, V]."""
+        future = past.new_full((past.shape[0], speaker.shape[1] - past.shape[1]), self.future_token)
+        x = self.token(torch.cat([past, future], dim=1)) + speaker + self.phase(frames % self.window)
+        return self.head(self.body(self.position(x)))
+
+
+class SFMS(nn.Module):
+    """Tokenizer, predictor, normalisation statistics and the predictor's class weights (buffers)."""
+
+    def __init__(self, cfg: SFMSConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.tokenizer = KeyframeTokenizer(ARKIT_DIM, cfg.window, cfg.keyframes, cfg.selection, cfg.levels,
+                                           cfg.width, cfg.heads, cfg.scorer_layers, cfg.encoder_layers,
+                                           cfg.inpainter_layers, cfg.position_dim)
+        self.predictor = KeyframePredictor(cfg)
+        for name, size in (("motion", ARKIT_DIM), ("face", FACE_DIM), ("audio", AUDIO_DIM)):
+            self.register_buffer(f"{name}_mean", torch.zeros(size))
+            self.register_buffer(f"{name}_std", torch.ones(size))
+        self.register_buffer("class_weight", torch.ones(cfg.vocabulary))
+        self.register_buffer("neutral_tokens", torch.zeros(cfg.window, dtype=torch.long))
+
+    @torch.no_grad()
+    def fit_token_prior(self, tokens: Tensor) -> None:
+        """From training tokens (any shape): class weights that give transition frames the same total
+        mass as keyframes, and the neutral pose's tokens by grid phase [w]."""
+        keyframe_share = (tokens > 0).float().mean().clamp(1e-3, 1 - 1e-3)
+        self.class_weight.fill_(1.0)
+        self.class_weight[0] = keyframe_share / (1 - keyframe_share)
+        neutral = torch.zeros(1, self.cfg.window, ARKIT_DIM, device=tokens.device)
+        self.neutral_tokens.copy_(self.tokenizer.tokens(neutral)[0])
+
+    def prediction_loss(self, batch: dict) -> dict:
+        """Class-balanced cross-entropy of the ``chunk`` future tokens of windows [B, context + chunk]
+        given the past tokens and the speaker over the whole window."""
+        tokens, context = batch["tokens"], self.cfg.context
+        speaker = self.predictor.speaker(batch["audio"], batch["face"], batch["has_audio"], batch["has_face"])
+        logits = self.predictor(tokens[:, :context], speaker, batch["frames"])[:, context:]
+        targets = tokens[:, context:]
+        ce = F.cross_entropy(logits.transpose(1, 2), targets, weight=self.class_weight)
+        with torch.no_grad():
+            predicted = (logits - torch.log(self.class_weight)).argmax(-1)
+            accuracy = (predicted == targets).float().mean()
+            keyframe_rate = (predicted > 0).float().mean()
+        return {"loss": ce, "ce": ce.detach(), "accuracy": accuracy, "predicted_keyframes": keyframe_rate}
+
+    # ---- generation
+    def speaker_timeline(self, audio: Tensor | None, face: Tensor | None, frames: int) -> Tensor:
+        """Predictor speaker embeddings [frames, width] of raw audio [T, 123] / face [T, 83] (normalised,
+        last frame repeated up to ``frames``; absent modalities zero without their presence vector)."""
+        device = self.motion_mean.device
+
+        def padded(x: Tensor | None, name: str, dim: int) -> Tensor:
+            if x is None:
+                return torch.zeros(frames, dim, device=device)
+            x = (x.to(device, torch.float32) - getattr(self, f"{name}_mean")) / getattr(self, f"{name}_std")
+            return torch.cat([x, x[-1:].expand(frames - len(x), -1)])
+
+        flag = lambda x: torch.full((frames,), x is not None, device=device)  # noqa: E731
+        return self.predictor.speaker(padded(audio, "audio", AUDIO_DIM), padded(face, "face", FACE_DIM),
+                                      flag(audio), flag(face))
+
+    def sample_tokens(self, speaker: Tensor, num_samples: int, generator: torch.Generator, temperature: float,
+                      top_k: int) -> Tensor:
+        """Tokens [K, T] for speaker embeddings [T, width], rolled ``chunk`` frames at a time from the last
+        ``context`` frames (the neutral pose's tokens before frame 0, with no speaker); the chunk's
+        frames are drawn together, all K samples in one batch."""
+        cfg, device = self.cfg, speaker.device
+        total = speaker.shape[0]
+        prior = torch.log(self.class_weight)
+        silent = torch.zeros_like(speaker[0])
+        window = torch.arange(-cfg.context, cfg.chunk, device=device)
+
+        def step(past: Tensor | None, start: int, end: int) -> Tensor:
+            frames = start + window
+            previous = self.neutral_tokens[frames[:cfg.context] % cfg.window].expand(num_samples, -1).clone()
+            if past is not None:
+                previous[:, cfg.context - past.shape[1]:] = past[..., 0].long()
+            heard = torch.where((frames >= 0)[:, None], speaker[frames.clamp(0, total - 1)], silent)
+            logits = self.predictor(previous, heard[None], frames[None])[:, cfg.context:cfg.context + end - start]
+            logits = (logits - prior) / temperature
+            if top_k:
+                floor = logits.topk(top_k, dim=-1).values[..., -1:]
+                logits = logits.masked_fill(logits < floor, float("-inf"))
+            probabilities = torch.softmax(logits, dim=-1).flatten(0, 1)
+            drawn = torch.multinomial(probabilities, 1, generator=generator).view(num_samples, end - start, 1)
+            return drawn.float()
+
+        return roll(step, total, cfg.context, cfg.chunk)[..., 0].long()
+
+    def decode_tokens(self, tokens: Tensor) -> Tensor:
+        """Tokens [K, T] (T >= w) → arkit58 frames [K, T, 58] in their own units: the inpainter over
+        w-frame windows overlapping by ``overlap``, cross-faded."""
+        cfg = self.cfg
+        k, total = tokens.shape
+        windows = plan_windows(total, cfg.window, cfg.overlap)
+        starts = torch.tensor([s for s, _ in windows], device=tokens.device)
+        rows = starts[:, None] + torch.arange(cfg.window, device=tokens.device)
+        stacked = tokens[:, rows].transpose(0, 1).flatten(0, 1)                      # [W · K, w]
+        frames = torch.cat([self.tokenizer.decode_tokens(c) for c in stacked.split(WINDOW_CHUNK)])
+        frames = frames.view(len(windows), k, cfg.window, ARKIT_DIM)
+        index = {start: i for i, (start, _) in enumerate(windows)}
+        motion = outpaint(lambda start, end, known, mask: frames[index[start]], total, cfg.window, cfg.overlap)
+        return motion * self.motion_std + self.motion_mean
+
+    @torch.inference_mode()
+    def generate(self, audio: Tensor | None, face: Tensor | None, num_samples: int, generator: torch.Generator,
+                 temperature: float, top_k: int) -> Tensor:
+        """K listener motions [K, T, 58] for raw speaker audio [T, 123] and/or face [T, 83], any T >= 1
+        (shorter than a window: the speaker's last frame is repeated to one window and the output cut)."""
+        total = (audio if audio is not None else face).shape[0]
+        frames = max(total, self.cfg.window)
+        speaker = self.speaker_timeline(audio, face, frames)
+        tokens = self.sample_tokens(speaker, num_samples, generator, temperature, top_k)
+        motion = self.decode_tokens(tokens)[:, :total]
+        motion[..., :BLENDSHAPES].clamp_(0.0, 1.0)
+        return motion
+
+
+class SFMSListener(Generator):
+    """The registered ``sfms`` generator: a trained `SFMS` plus sampling settings (``temperature`` and
+    ``top_k`` default to the checkpoint's config)."""
+
+    name = NAME
+    spec = "arkit58"
+    fps = FPS
+
+    def __init__(self, model: SFMS, temperature: float | None = None, top_k: int | None = None,
+                 checkpoint: dict | None = None):
+        self.model = model.eval()
+        self.temperature = model.cfg.temperature if temperature is None else float(temperature)
+        self.top_k = model.cfg.top_k if top_k is None else int(top_k)
+        if self.temperature <= 0 or not 0 <= self.top_k <= model.cfg.vocabulary:
+            raise ListenerctlError(f"sfms sampling needs temperature > 0 and top_k in 0 … {model.cfg.vocabulary}, "
+                                   f"got {self.temperature} and {self.top_k}.")
+        self.checkpoint = checkpoint or {}
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str = "cpu", **overrides) -> "SFMSListener":
+        """Load ``path`` (stem, .safetensors or .json); ``overrides`` are ``temperature`` and/or ``top_k``."""
+        state, card = load_checkpoint(path, expected_model=NAME, expected_spec="arkit58")
+        config = card["config"] if isinstance(card["config"], dict) else {}
+        unknown = sorted(set(config) - {f.name for f in fields(SFMSConfig)})
+        if unknown:
+            raise ListenerctlError(f"checkpoint {path} has an sfms config with unknown fields "
+                                   f"{', '.join(unknown)}; it was made by another version.")
+        try:
+            cfg = SFMSConfig(**config)
+        except (TypeError, ValueError) as error:
+            raise ListenerctlError(f"checkpoint {path} has an invalid sfms config ({error}).") from None
+        model = SFMS(cfg)
+        load_into(model, state, source=f"checkpoint {path}")
+        return cls(model.to(device), checkpoint={"checkpoint": str(path), "sha256": card["sha256"]}, **overrides)
+
+    def generate(self, cond: Conditioning, num_samples: int, seed: int) -> Motion:
+        if cond.fps != FPS:
+            raise ListenerctlError(f"the sfms model works at {FPS:g} fps; the conditioning is at {cond.fps:g} fps.")
+        if num_samples < 1:
+            raise ListenerctlError(f"the number of samples must be at least 1, got {num_samples}.")
+        audio, face = speaker_arrays(cond)
+        device = self.model.motion_mean.device
+        generator = torch.Generator(device).manual_seed(seed)
+        as_tensor = lambda x: None if x is None else torch.from_numpy(x).to(device)  # noqa: E731
+        motion = self.model.generate(as_tensor(audio), as_tensor(face), num_samples, generator,
+                                     self.temperature, self.top_k)
+        return Motion(motion.cpu().numpy(), self.spec, cond.fps)
+
+    def describe(self) -> dict:
+        return {**self.checkpoint, "config": asdict(self.model.cfg), "temperature": self.temperature,
+                "top_k": self.top_k}
+
+
+# ---------------------------------------------------------------- training
+
+EVAL_SAMPLES = 10
+EVAL_WINDOWS = 512
+
+
+def tokenise_reactions(model: SFMS, source: WindowSource, window: int) -> Tensor:
+    """Every reaction of ``source`` as frame tokens [R, J · w] (J whole windows from its start)."""
+    tiles = source.tiles(window)[..., :ARKIT_DIM]
+    with torch.no_grad():
+        tokens = torch.cat([model.tokenizer.tokens(c) for c in tiles.flatten(0, 1).split(WINDOW_CHUNK * 4)])
+    return tokens.view(tiles.shape[0], -1)
+
+
+def token_batch(source: WindowSource, tokens: Tensor, neutral: Tensor, rng: np.random.Generator, size: int,
+                cfg: SFMSConfig) -> dict:
+    """``size`` random ``context + chunk``-frame predictor windows of the token timelines ``tokens``
+    [R, L] with their speaker features (random face / audio drops, as `WindowSource.batch`): tokens
+    [B, n], frames [B, n] (index in the reaction), audio [B, n, 123], face [B, n, 83], per-frame flags
+    has_audio / has_face [B, n]. With chance ``neutral_prefix`` the first 1 … context frames are a neutral
+    prefix: the neutral pose's tokens (``neutral`` [w], by grid phase) and no speaker."""
+    n = cfg.context + cfg.chunk
+    device = tokens.device
+    reaction = rng.integers(0, len(tokens), size)
+    _, speaker_row, _, has_audio, has_face = source.reactions[reaction].T
+    start = rng.integers(0, tokens.shape[1] - n + 1, size)
+    frames = start[:, None] + np.arange(n)
+    prefix_length = np.where(rng.random(size) < cfg.neutral_prefix, rng.integers(1, cfg.context + 1, size), 0)
+    prefix = np.arange(n)[None] < prefix_length[:, None]
+    keep_face = has_face.astype(bool) & (rng.random(size) >= cfg.face_drop)
+    keep_audio = has_audio.astype(bool) & ~(keep_face & (rng.random(size) < cfg.audio_drop))
+    frames_t = torch.from_numpy(frames).to(device)
+    prefix_t = torch.from_numpy(prefix).to(device)
+    window_tokens = tokens[torch.from_numpy(reaction).to(device)[:, None], frames_t]
+    window_tokens = torch.where(prefix_t, neutral[frames_t % cfg.window], window_tokens)
+    rows = torch.from_numpy(speaker_row[:, None] + frames).to(device)
+    flag = lambda keep: torch.from_numpy(keep[:, None] & ~prefix).to(device)  # noqa: E731
+    return {"tokens": window_tokens, "frames": frames_t, "audio": source.audio[rows], "face": source.face[rows],
+            "has_audio": flag(keep_audio), "has_face": flag(keep_face)}
+
+
+def _config(overrides: dict) -> SFMSConfig:
+    known = {f.name for f in fields(SFMSConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ListenerctlError(f"unknown sfms setting {', '.join(unknown)}; known: {', '.join(sorted(known))}.")
+    try:
+        return SFMSConfig(**overrides)
+    except (TypeError, ValueError) as error:
+        raise ListenerctlError(f"invalid sfms settings ({error}).") from None
+
+
+def temperature_at(cfg: SFMSConfig, step: int) -> tuple[float, float]:
+    """Gumbel top-k (temperature, noise scale) at training ``step``: the temperature geometric from
+    tau_start to tau_end and the noise scale linear from 1 to 0 over phase 1."""
+    progress = min(1.0, step / max(1, cfg.tokenizer_steps - 1))
+    return cfg.tau_start * (cfg.tau_end / cfg.tau_start) ** progress, 1.0 - progress
+
+
+def make_train_plan(data: Path, device: str = "cpu", seed: int = 0, **config_overrides):
+    """The `TrainPlan` for the shared trainer on the corpus at ``data`` (its train split; val is held out).
+
+    Three optimisers: the scorer's and the rest of the tokenizer's (phase 1), the predictor's (phase 2)."""
+    from listenerctl.evaluate import Predictions, score
+    from listenerctl.train import TrainPlan
+
+    cfg = _config(config_overrides)
+    train, val = load_corpus(data, "train"), load_corpus(data, "val")
+    if train.spec != SPEC.name:
+        raise ListenerctlError(f"sfms learns arkit58 listeners; the corpus at {data} holds {train.spec}.")
+    torch.manual_seed(seed)
+    model = SFMS(cfg)
+    stats = feature_statistics(train)
+    model.motion_mean.copy_(torch.from_numpy(stats["motion_mean"][:ARKIT_DIM]))
+    model.motion_std.copy_(torch.from_numpy(stats["motion_std"][:ARKIT_DIM]))
+    model.face_mean.copy_(torch.from_numpy(stats["motion_mean"]))
+    model.face_std.copy_(torch.from_numpy(stats["motion_std"]))
+    model.audio_mean.copy_(torch.from_numpy(stats["audio_mean"]))
+    model.audio_std.copy_(torch.from_numpy(stats["audio_std"]))
+    model.to(device)
+    source, held_out = (WindowSource.from_corpus(c, stats, device) for c in (train, val))
+    optimizers = [torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay) for params, lr in (
+        (model.tokenizer.scorer_parameters(), cfg.scorer_lr), (model.tokenizer.coder_parameters(), cfg.lr),
+        (list(model.predictor.parameters()), cfg.lr))]
+    phase = {"predictor": False, "temperature": cfg.tau_start, "noise": 1.0}
+
+    def on_step(step: int) -> None:
+        predictor = step >= cfg.tokenizer_steps
+        phase["predictor"] = predictor
+        phase["temperature"], phase["noise"] = temperature_at(cfg, step)
+        for param in model.tokenizer.parameters():
+            param.requires_grad_(not predictor)
+        since = step - cfg.tokenizer_steps if predictor else step
+        for opt, base in zip(optimizers, (cfg.scorer_lr, cfg.lr, cfg.lr)):
+            for group in opt.param_groups:
+                group["lr"] = base * min(1.0, (since + 1) / cfg.warmup_steps)
+
+    timeline: dict[str, Tensor] = {}
+
+    def loss(batch: dict) -> dict:
+        if not phase["predictor"]:
+            terms = model.tokenizer.loss(batch["listener"][..., :ARKIT_DIM], phase["temperature"], cfg.best_of,
+                                         cfg.select_weight, phase["noise"])
+            return {**terms, "tau": phase["temperature"], "noise": phase["noise"]}
+        if "train" not in timeline:
+            timeline["train"] = tokenise_reactions(model, source, cfg.window)
+            model.fit_token_prior(timeline["train"])
+        rng = np.random.default_rng(batch["seed"])
+        return model.prediction_loss(token_batch(source, timeline["train"], model.neutral_tokens, rng,
+                                                 cfg.batch_size, cfg))
+
+    def batches() -> Iterator[dict]:
+        """Tokenizer windows, and the seed of the step's predictor windows (drawn in `loss` once the
+        token timelines exist), so that a resumed run replays both."""
+        window_rng = np.random.default_rng(seed)
+        while True:
+            batch = source.batch(window_rng, cfg.batch_size, cfg.window, cfg.face_drop, cfg.audio_drop)
+            yield {**batch, "seed": int(window_rng.integers(2**62))}
+
+    def evaluate() -> dict:
+        listener = held_out.batch(np.random.default_rng(seed + 1), EVAL_WINDOWS, cfg.window, 0.0, 0.0)["listener"]
+        listener = listener[..., :ARKIT_DIM]
+        metrics = {"val_recon_mse": F.mse_loss(model.tokenizer.reconstruct(listener), listener)}
+        if phase["predictor"]:
+            val_tokens = tokenise_reactions(model, held_out, cfg.window)
+            batch = token_batch(held_out, val_tokens, model.neutral_tokens, np.random.default_rng(seed + 1),
+                                EVAL_WINDOWS, cfg)
+            metrics.update({f"val_{k}": v for k, v in model.prediction_loss(batch).items() if k != "loss"})
+            generator = SFMSListener(model)
+            motion = np.stack([generator.generate(clip.cond, EVAL_SAMPLES, seed + i).data
+                               for i, clip in enumerate(val.clips)])
+            react = score(Predictions(NAME, motion), val)
+            metrics.update({f"val_{name}_k{EVAL_SAMPLES}": value for name, value in react.items()})
+        return metrics
+
+    corpus_card = read_card(Path(data)) or {}
+    card = {"model": NAME, "config": asdict(cfg), "spec": SPEC.name, "fps": FPS,
+            "training_data": {"corpus": str(data), "split": "train", "speaker_clips": len(train.clips),
+                              "reactions": len(source.reactions), "speaker_seconds": round(train.seconds, 1),
+                              "teacher": corpus_card.get("teacher", "recorded listeners"),
+                              "held_out": {"split": "val", "speaker_clips": len(val.clips)}}}
+    return TrainPlan(model, optimizers, batches(), loss, evaluate, card, on_step)
