@@ -30,6 +30,11 @@ class Device(str, Enum):
     cuda = "cuda"
 
 
+class Task(str, Enum):
+    listener = "listener"
+    cospeech = "cospeech"
+
+
 class Render(str, Enum):
     mesh = "mesh"
     portrait = "portrait"
@@ -106,9 +111,19 @@ def generate(
     pirender_checkpoint: Annotated[Optional[Path], typer.Option(help="PIRender generator checkpoint (.pth) for --render pirender; a GPU is advised.")] = None,
     side_by_side: Annotated[bool, typer.Option("--side-by-side", help="Also write side_by_side_XX.mp4 (speaker | listener).")] = False,
     face_index: Annotated[Optional[int], typer.Option(help="With several faces, track the N-th from the left (default: the largest).")] = None,
+    task: Annotated[Task, typer.Option(help="listener: K listener reactions; cospeech: the speaker's own face and upper-body gestures from the speech (model diffsheg; skeleton video unless --render none).")] = Task.listener,
+    audio_encoder: Annotated[Optional[str], typer.Option(help="cospeech: local HuBERT/wav2vec2 folder of a checkpoint trained with one, as hubert:/path or wav2vec2:/path (needs transformers).")] = None,
+    smplx_model: Annotated[Optional[Path], typer.Option(help="cospeech: SMPL-X model folder; draws SMPL-X bodies (needs smplx) instead of the skeleton.")] = None,
+    steps: Annotated[Optional[int], typer.Option(min=1, max=1000, help="cospeech: DDIM steps (default: the checkpoint's, 25).")] = None,
+    overlap: Annotated[Optional[int], typer.Option(min=0, help="cospeech: frames shared by consecutive FOPPAS windows (default: the checkpoint's).")] = None,
 ) -> None:
     """Generate K listener reactions for each input: videos, motion.npz, speaker.npz and manifest.json."""
     from contextlib import nullcontext
+
+    if task is Task.cospeech:
+        _generate_cospeech(inputs, output, samples, "diffsheg" if model == "rules" else model, checkpoint, seed,
+                           resolve_device(device), render, size, audio_encoder, smplx_model, steps, overlap)
+        return
 
     from listenerctl.models import load_generator
     from listenerctl.pipeline import GenerateOptions, check_inputs, generate_item
@@ -136,6 +151,28 @@ def generate(
             item = generate_item(path, output, opts, generator, report=err.print, renderers=renderers, progress=show)
             bars.remove_task(task)
             out.print(f"{path.name} → {item}/ ({samples} samples, model {model})")
+
+
+def _generate_cospeech(inputs: list[Path], output: Path, samples: int, model: str, checkpoint: Optional[Path],
+                       seed: int, device: str, render: Render, size: int, audio_encoder: Optional[str],
+                       smplx_model: Optional[Path], steps: Optional[int], overlap: Optional[int]) -> None:
+    """`generate --task cospeech`: each input's speech (a video's audio track) → `cospeech.generate_cospeech`."""
+    from listenerctl.cospeech import CoSpeechOptions, generate_cospeech
+    from listenerctl.models import REGISTRY, load_generator
+    from listenerctl.pipeline import check_inputs
+
+    if model not in REGISTRY or REGISTRY[model].task != "cospeech":
+        cospeech = ", ".join(n for n, e in REGISTRY.items() if e.task == "cospeech")
+        raise ListenerctlError(f"{model!r} is not a co-speech model; --task cospeech takes {cospeech}.")
+    check_inputs(inputs)
+    opts = CoSpeechOptions(samples=samples, seed=seed, checkpoint=str(checkpoint) if checkpoint else None,
+                           device=device, steps=steps, overlap=overlap, size=size,
+                           render="none" if render is Render.none else "smplx" if smplx_model else "skeleton",
+                           smplx_folder=str(smplx_model) if smplx_model else None, audio_encoder=audio_encoder)
+    generator = load_generator(model, checkpoint, device)
+    for path in inputs:
+        folder = generate_cospeech(path, output, samples, seed, opts, generator, report=err.print)
+        out.print(f"{path.name} → {folder}/ ({samples} samples, model {model})")
 
 
 @app.command()
