@@ -23,8 +23,10 @@ from listenerctl.motion import Motion
 
 EVAL_FRAMES = 750
 EVAL_SEED = 900_001  # personalities/noise of evaluated models never coincide with the corpus seeds
-METRIC_ORDER = ("FRCorr", "FRDist", "FRDiv", "FRDvs", "FRVar", "FRSyn")
-HIGHER_IS_BETTER = {"FRCorr": True, "FRDist": False, "FRDiv": True, "FRDvs": True, "FRVar": True, "FRSyn": False}
+# FRCorr_other: the speaker-shuffle control (see `score`); a control, not a score, so no better direction.
+METRIC_ORDER = ("FRCorr", "FRDist", "FRDiv", "FRDvs", "FRVar", "FRSyn", "FRCorr_other")
+HIGHER_IS_BETTER = {"FRCorr": True, "FRDist": False, "FRDiv": True, "FRDvs": True, "FRVar": True, "FRSyn": False,
+                    "FRCorr_other": None}
 
 
 def eval_frames(corpus: Corpus) -> int:
@@ -94,19 +96,25 @@ def read_predictions(folder: Path, corpus: Corpus) -> Predictions:
 
 
 def score(predictions: Predictions, corpus: Corpus) -> dict[str, float]:
-    """The six REACT metrics of ``predictions`` against the corpus' appropriate reactions."""
-    from listenerctl.metrics.react import evaluate_react
+    """The six REACT metrics of ``predictions`` against the corpus' appropriate reactions, and FRCorr_other:
+    FRCorr of each clip's predictions against the next clip's appropriate reactions (the speaker-shuffle
+    control; a model that responds to its speaker scores below its FRCorr there, one blind to it the same)."""
+    from listenerctl.metrics.react import evaluate_react, fr_corr
 
     frames = eval_frames(corpus)
     speaker = np.stack([c.speaker_emotion[:frames] for c in corpus.clips]).astype(np.float64)
     appropriate = [c.reaction_emotion[:, :frames].astype(np.float64) for c in corpus.clips]
-    return {k: float(v) for k, v in evaluate_react(predictions.emotion(frames), speaker, appropriate).items()}
+    pred = predictions.emotion(frames)
+    scores = {k: float(v) for k, v in evaluate_react(pred, speaker, appropriate).items()}
+    scores["FRCorr_other"] = float(fr_corr(pred, appropriate[1:] + appropriate[:1]))
+    return scores
 
 
 def markdown_table(results: dict[str, dict[str, float]]) -> str:
     """Rows = models, columns = metrics (arrow = better direction)."""
     names = [m for m in METRIC_ORDER if any(m in r for r in results.values())]
-    head = "| model | " + " | ".join(f"{m} {'↑' if HIGHER_IS_BETTER[m] else '↓'}" for m in names) + " |"
+    arrows = {True: " ↑", False: " ↓", None: ""}
+    head = "| model | " + " | ".join(f"{m}{arrows[HIGHER_IS_BETTER[m]]}" for m in names) + " |"
     rule = "|---|" + "---:|" * len(names)
     rows = [f"| {model} | " + " | ".join(f"{r[m]:.4f}" for m in names) + " |" for model, r in results.items()]
     return "\n".join([head, rule, *rows]) + "\n"
@@ -125,7 +133,8 @@ def plot_metrics(results: dict[str, dict[str, float]], path: Path) -> None:
         models = list(results)
         ax.bar(range(len(models)), [results[m][metric] for m in models], color="#4c72b0")
         ax.set_xticks(range(len(models)), models, rotation=45, ha="right", fontsize=8)
-        ax.set_title(f"{metric} ({'higher' if HIGHER_IS_BETTER[metric] else 'lower'} is better)", fontsize=9)
+        better = {True: "higher is better", False: "lower is better", None: "control"}[HIGHER_IS_BETTER[metric]]
+        ax.set_title(f"{metric} ({better})", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -105,7 +105,9 @@ def test_evaluate_scores_models_and_saved_predictions(corpus_root, tmp_path):
     assert proc.returncode == 0, proc.stderr
     result = json.loads((report / "metrics.json").read_text())["results"]
     assert set(result) == {"rules", "random", "mean"}
-    assert all(set(r) == {"FRCorr", "FRDist", "FRDiv", "FRDvs", "FRVar", "FRSyn"} for r in result.values())
+    assert all(set(r) == {"FRCorr", "FRDist", "FRDiv", "FRDvs", "FRVar", "FRSyn", "FRCorr_other"}
+               for r in result.values())
+    assert result["rules"]["FRCorr"] > result["rules"]["FRCorr_other"]  # it listens to its own speaker
     assert result["mean"]["FRDiv"] == 0.0 and result["random"]["FRDiv"] > result["rules"]["FRDiv"] > 0
     assert "| rules |" in (report / "metrics.md").read_text()
     assert (report / "metrics.png").stat().st_size > 10_000 and (report / "curves.png").exists()
