@@ -7,6 +7,7 @@ poses rendered one per call and in batches of 16 (the K-samples-per-frame case),
 piped through `listenerctl.media.VideoWriter` (libx264 veryfast). Each figure is the best of three runs;
 besides wall-clock frames per second it reports CPU milliseconds per frame (rasteriser threads and
 ffmpeg included), which other load on a shared machine does not inflate. Poses vary smoothly.
+Without ffmpeg on PATH only rendering is timed (and ``"ffmpeg": false`` is reported).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -88,7 +90,10 @@ def bench_renderer(open_renderer, num_frames: int) -> dict:
                                 for frame in renderer.render_batch(poses[i:i + batch]):
                                     writer.write(frame)
 
-                    for name, run in (("render", render_only), ("render_encode", render_and_encode)):
+                    timed = [("render", render_only)]
+                    if shutil.which("ffmpeg"):
+                        timed.append(("render_encode", render_and_encode))
+                    for name, run in timed:
                         fps, cpu_ms = _measure(run, num_frames)
                         row[f"{name}_fps_batch{batch}"] = fps
                         row[f"{name}_cpu_ms_per_frame_batch{batch}"] = cpu_ms
@@ -130,7 +135,7 @@ def main() -> None:
     parser.add_argument("--renderer", choices=("all", "mesh", "mesh_pyrender", "portrait"), default="all",
                         help="which renderer to time (default: all; mesh_pyrender times mesh too, to compare)")
     args = parser.parse_args()
-    report = {"cpu_count": os.cpu_count(), "frames": args.frames}
+    report = {"cpu_count": os.cpu_count(), "frames": args.frames, "ffmpeg": shutil.which("ffmpeg") is not None}
     wanted = {"all": ("mesh", "mesh_pyrender", "portrait"), "mesh_pyrender": ("mesh", "mesh_pyrender")}
     for name, bench in (("mesh", bench_mesh), ("mesh_pyrender", bench_mesh_pyrender), ("portrait", bench_portrait)):
         if name in wanted.get(args.renderer, (args.renderer,)):
