@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import fields
 from pathlib import Path
+from typing import TypeVar
 
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
@@ -68,6 +70,26 @@ def read_card(path: str | Path) -> dict:
     if missing:
         raise ListenerctlError(f"checkpoint card {card_path} lacks {', '.join(missing)}.")
     return card
+
+
+Config = TypeVar("Config")
+
+
+def config_from_card(card: dict, config_class: type[Config], path: str | Path) -> Config:
+    """The model config dataclass ``config_class`` built from a card's ``config`` object (JSON lists become
+    tuples); one sentence when the card has none, names fields this version does not know, or holds values
+    the class rejects."""
+    config, model = card.get("config"), card.get("model", "model")
+    if not isinstance(config, dict):
+        raise ListenerctlError(f"checkpoint {path} has no {model} config in its card.")
+    unknown = sorted(set(config) - {f.name for f in fields(config_class)})
+    if unknown:
+        raise ListenerctlError(f"checkpoint {path} has a {model} config with unknown fields {', '.join(unknown)}; "
+                               f"it was made by another version.")
+    try:
+        return config_class(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()})
+    except (TypeError, ValueError) as error:
+        raise ListenerctlError(f"checkpoint {path} has an invalid {model} config ({error}).") from None
 
 
 def load_checkpoint(path: str | Path, expected_model: str | None = None,

@@ -24,9 +24,9 @@ import json
 import math
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 import numpy as np
 import torch
@@ -59,6 +59,22 @@ class TrainPlan:
     evaluate: Callable[[], dict]
     card: dict
     on_step: Callable[[int], None] | None = None
+
+
+Config = TypeVar("Config")
+
+
+def config_with(config_class: type[Config], overrides: dict, model: str) -> Config:
+    """``config_class`` with the training ``overrides`` of ``model`` applied; one sentence naming unknown
+    settings (and the known ones) or the class's objection to a value."""
+    known = {f.name for f in fields(config_class)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ListenerctlError(f"unknown {model} setting {', '.join(unknown)}; known: {', '.join(sorted(known))}.")
+    try:
+        return config_class(**overrides)
+    except (TypeError, ValueError) as error:
+        raise ListenerctlError(f"invalid {model} settings ({error}).") from None
 
 
 def state_paths(out_stem: Path) -> tuple[Path, Path]:

@@ -12,7 +12,7 @@ import pytest
 import torch
 from conftest import ROOT, shared_file
 
-from listenerctl.checkpoint import checkpoint_paths
+from listenerctl.checkpoint import checkpoint_paths, config_from_card
 from listenerctl.conditioning import AudioFeatures, Conditioning, FaceFeatures
 from listenerctl.data.corpus import load_corpus
 from listenerctl.emotion import emotion_from_arkit
@@ -67,7 +67,7 @@ def test_shipped_checkpoint_card_records_data_steps_time_and_held_out_metrics(li
     assert metrics["emotion_decoder_mse"] < metrics["mean_emotion_mse"]
     assert metrics["FRCorr"] > metrics["FRCorr_rotated_speakers"]
     assert CHECKPOINT.stat().st_size < 5e6
-    assert FacetokConfig.from_dict(card["config"]) == listener.config
+    assert config_from_card(card, FacetokConfig, CHECKPOINT) == listener.config
 
 
 @pytest.mark.parametrize("num_frames", [1, 37, 751, 3000])

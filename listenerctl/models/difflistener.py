@@ -38,7 +38,7 @@ dropped at random so that audio-only, face-only and audio+face conditioning all 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from listenerctl.checkpoint import load_checkpoint, load_into
+from listenerctl.checkpoint import config_from_card, load_checkpoint, load_into
 from listenerctl.conditioning import Conditioning
 from listenerctl.data.corpus import load_corpus, read_card
 from listenerctl.errors import ListenerctlError
@@ -498,16 +498,7 @@ class DiffListener(Generator):
     def from_checkpoint(cls, path: str | Path, device: str = "cpu", steps: int | None = None) -> "DiffListener":
         """Load ``path`` (stem, .safetensors or .json), optionally with fewer sampling ``steps``."""
         state, card = load_checkpoint(path, expected_model=NAME, expected_spec="arkit58")
-        config = card["config"] if isinstance(card["config"], dict) else {}
-        unknown = sorted(set(config) - {f.name for f in fields(DiffListenerConfig)})
-        if unknown:
-            raise ListenerctlError(f"checkpoint {path} has a difflistener config with unknown fields "
-                                   f"{', '.join(unknown)}; it was made by another version.")
-        try:
-            cfg = DiffListenerConfig(**config)
-        except (TypeError, ValueError) as error:
-            raise ListenerctlError(f"checkpoint {path} has an invalid difflistener config ({error}).") from None
-        model = DiffListenerModel(cfg)
+        model = DiffListenerModel(config_from_card(card, DiffListenerConfig, path))
         load_into(model, state, source=f"checkpoint {path}")
         return cls(model.to(device), steps, {"checkpoint": str(path), "sha256": card["sha256"]})
 
@@ -534,17 +525,6 @@ EVAL_SAMPLES = 10
 EVAL_WINDOWS = 256
 
 
-def _config(overrides: dict) -> DiffListenerConfig:
-    known = {f.name for f in fields(DiffListenerConfig)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise ListenerctlError(f"unknown difflistener setting {', '.join(unknown)}; known: {', '.join(sorted(known))}.")
-    try:
-        return DiffListenerConfig(**overrides)
-    except (TypeError, ValueError) as error:
-        raise ListenerctlError(f"invalid difflistener settings ({error}).") from None
-
-
 def held_out_tiles(source: WindowSource, cfg: DiffListenerConfig) -> Tensor:
     """Every held-out reaction cut into whole windows: normalised frames [R · J, w, 83]."""
     return source.tiles(cfg.window).flatten(0, 1)
@@ -555,9 +535,9 @@ def make_train_plan(data: Path, device: str = "cpu", seed: int = 0, **config_ove
     Held-out REACT metrics (K = 10, and with the speaker clips' conditioning rotated by one: the
     speaker-shuffle control) are computed only once the diffusion phase has trained."""
     from listenerctl.evaluate import Predictions, score
-    from listenerctl.train import TrainPlan
+    from listenerctl.train import TrainPlan, config_with
 
-    cfg = _config(config_overrides)
+    cfg = config_with(DiffListenerConfig, config_overrides, NAME)
     train, val = load_corpus(data, "train"), load_corpus(data, "val")
     if train.spec != SPEC.name:
         raise ListenerctlError(f"difflistener learns arkit58 listeners; the corpus at {data} holds {train.spec}.")

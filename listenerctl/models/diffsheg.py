@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from listenerctl.checkpoint import load_checkpoint, load_into
+from listenerctl.checkpoint import config_from_card, load_checkpoint, load_into
 from listenerctl.conditioning import Conditioning
 from listenerctl.errors import ListenerctlError
 from listenerctl.models.base import Generator
@@ -77,13 +77,6 @@ class DiffShegConfig:
     def audio_dim(self) -> int:
         return MEL_DIM + self.encoder_dim
 
-    @classmethod
-    def from_dict(cls, values: dict) -> "DiffShegConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ListenerctlError(f"diffsheg config has unknown fields {', '.join(unknown)}.")
-        return cls(**{k: tuple(v) if k == "styles" else v for k, v in values.items()})
 
 
 class FrameConv(nn.Module):
@@ -274,9 +267,7 @@ class DiffSheg(Generator):
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> "DiffSheg":
         state, card = load_checkpoint(path, expected_model=NAME, expected_spec=GESTURE_SPEC)
-        if not isinstance(card.get("config"), dict):
-            raise ListenerctlError(f"checkpoint card of {path} has no config object.")
-        model = UniEG(DiffShegConfig.from_dict(card["config"]))
+        model = UniEG(config_from_card(card, DiffShegConfig, path))
         load_into(model, state, f"checkpoint {path}")
         return cls(model, card, device, Path(path))
 

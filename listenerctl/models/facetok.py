@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from itertools import count
 from pathlib import Path
 from typing import Iterator
@@ -46,7 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from listenerctl.checkpoint import load_checkpoint, load_into
+from listenerctl.checkpoint import config_from_card, load_checkpoint, load_into
 from listenerctl.conditioning import Conditioning
 from listenerctl.data.corpus import Corpus, load_corpus, read_card
 from listenerctl.errors import ListenerctlError
@@ -130,13 +130,6 @@ class FacetokConfig:
             raise ValueError(f"facetok's patch ({self.patch}) must be a multiple of its token window "
                              f"({self.token_window})")
 
-    @classmethod
-    def from_dict(cls, values: dict) -> "FacetokConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ListenerctlError(f"facetok config has unknown fields {', '.join(unknown)}.")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
 def _tile(x: Tensor, window: int) -> tuple[Tensor, int]:
@@ -432,9 +425,7 @@ class FacetokListener(Generator):
     @classmethod
     def from_checkpoint(cls, path: Path, device: str = "cpu") -> "FacetokListener":
         state, card = load_checkpoint(path, expected_model=NAME, expected_spec="arkit58")
-        if not isinstance(card["config"], dict):
-            raise ListenerctlError(f"checkpoint {path} has no facetok config in its card.")
-        model = FacetokModel(FacetokConfig.from_dict(card["config"]))
+        model = FacetokModel(config_from_card(card, FacetokConfig, path))
         load_into(model, state, source=f"checkpoint {path}")
         return cls(model, card, device)
 

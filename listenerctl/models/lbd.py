@@ -37,7 +37,7 @@ dropped at random so that audio-only, face-only and audio+face conditioning all 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -46,7 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from listenerctl.checkpoint import load_checkpoint, load_into
+from listenerctl.checkpoint import config_from_card, load_checkpoint, load_into
 from listenerctl.conditioning import Conditioning
 from listenerctl.data.corpus import Corpus, load_corpus, read_card
 from listenerctl.errors import ListenerctlError
@@ -426,17 +426,7 @@ class LBDListener(Generator):
     def from_checkpoint(cls, path: str | Path, device: str = "cpu", **overrides) -> "LBDListener":
         """Load ``path`` (stem, .safetensors or .json); ``overrides`` are ``steps`` and/or ``sampler``."""
         state, card = load_checkpoint(path, expected_model=NAME, expected_spec="arkit58")
-        known = {f.name for f in fields(LBDConfig)}
-        config = card["config"] if isinstance(card["config"], dict) else {}
-        unknown = sorted(set(config) - known)
-        if unknown:
-            raise ListenerctlError(f"checkpoint {path} has an lbd config with unknown fields "
-                                   f"{', '.join(unknown)}; it was made by another version.")
-        try:
-            cfg = LBDConfig(**config)
-        except (TypeError, ValueError) as error:
-            raise ListenerctlError(f"checkpoint {path} has an invalid lbd config ({error}).") from None
-        model = LatentBehaviorDiffusion(cfg)
+        model = LatentBehaviorDiffusion(config_from_card(card, LBDConfig, path))
         load_into(model, state, source=f"checkpoint {path}")
         return cls(model.to(device), checkpoint={"checkpoint": str(path), "sha256": card["sha256"]}, **overrides)
 
@@ -554,23 +544,12 @@ class WindowSource:
         return self.listener[rows].view(len(self.reactions), count, window, MOTION_DIM)
 
 
-def _config(overrides: dict) -> LBDConfig:
-    known = {f.name for f in fields(LBDConfig)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise ListenerctlError(f"unknown lbd setting {', '.join(unknown)}; known: {', '.join(sorted(known))}.")
-    try:
-        return LBDConfig(**overrides)
-    except (TypeError, ValueError) as error:
-        raise ListenerctlError(f"invalid lbd settings ({error}).") from None
-
-
 def make_train_plan(data: Path, device: str = "cpu", seed: int = 0, **config_overrides):
     """The `TrainPlan` for the shared trainer on the corpus at ``data`` (its train split; val is held out)."""
     from listenerctl.evaluate import Predictions, score
-    from listenerctl.train import TrainPlan
+    from listenerctl.train import TrainPlan, config_with
 
-    cfg = _config(config_overrides)
+    cfg = config_with(LBDConfig, config_overrides, NAME)
     train, val = load_corpus(data, "train"), load_corpus(data, "val")
     if train.spec != SPEC.name:
         raise ListenerctlError(f"lbd learns arkit58 listeners; the corpus at {data} holds {train.spec}.")

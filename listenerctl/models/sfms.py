@@ -26,7 +26,7 @@ tokenizer is frozen, every training reaction is tokenised once, and the predicto
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from listenerctl.checkpoint import load_checkpoint, load_into
+from listenerctl.checkpoint import config_from_card, load_checkpoint, load_into
 from listenerctl.conditioning import Conditioning
 from listenerctl.data.corpus import load_corpus, read_card
 from listenerctl.errors import ListenerctlError
@@ -277,16 +277,7 @@ class SFMSListener(Generator):
     def from_checkpoint(cls, path: str | Path, device: str = "cpu", **overrides) -> "SFMSListener":
         """Load ``path`` (stem, .safetensors or .json); ``overrides`` are ``temperature`` and/or ``top_k``."""
         state, card = load_checkpoint(path, expected_model=NAME, expected_spec="arkit58")
-        config = card["config"] if isinstance(card["config"], dict) else {}
-        unknown = sorted(set(config) - {f.name for f in fields(SFMSConfig)})
-        if unknown:
-            raise ListenerctlError(f"checkpoint {path} has an sfms config with unknown fields "
-                                   f"{', '.join(unknown)}; it was made by another version.")
-        try:
-            cfg = SFMSConfig(**config)
-        except (TypeError, ValueError) as error:
-            raise ListenerctlError(f"checkpoint {path} has an invalid sfms config ({error}).") from None
-        model = SFMS(cfg)
+        model = SFMS(config_from_card(card, SFMSConfig, path))
         load_into(model, state, source=f"checkpoint {path}")
         return cls(model.to(device), checkpoint={"checkpoint": str(path), "sha256": card["sha256"]}, **overrides)
 
@@ -349,17 +340,6 @@ def token_batch(source: WindowSource, tokens: Tensor, neutral: Tensor, rng: np.r
             "has_audio": flag(keep_audio), "has_face": flag(keep_face)}
 
 
-def _config(overrides: dict) -> SFMSConfig:
-    known = {f.name for f in fields(SFMSConfig)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise ListenerctlError(f"unknown sfms setting {', '.join(unknown)}; known: {', '.join(sorted(known))}.")
-    try:
-        return SFMSConfig(**overrides)
-    except (TypeError, ValueError) as error:
-        raise ListenerctlError(f"invalid sfms settings ({error}).") from None
-
-
 def temperature_at(cfg: SFMSConfig, step: int) -> tuple[float, float]:
     """Gumbel top-k (temperature, noise scale) at training ``step``: the temperature geometric from
     tau_start to tau_end and the noise scale linear from 1 to 0 over phase 1."""
@@ -372,9 +352,9 @@ def make_train_plan(data: Path, device: str = "cpu", seed: int = 0, **config_ove
 
     Three optimisers: the scorer's and the rest of the tokenizer's (phase 1), the predictor's (phase 2)."""
     from listenerctl.evaluate import Predictions, score
-    from listenerctl.train import TrainPlan
+    from listenerctl.train import TrainPlan, config_with
 
-    cfg = _config(config_overrides)
+    cfg = config_with(SFMSConfig, config_overrides, NAME)
     train, val = load_corpus(data, "train"), load_corpus(data, "val")
     if train.spec != SPEC.name:
         raise ListenerctlError(f"sfms learns arkit58 listeners; the corpus at {data} holds {train.spec}.")
