@@ -51,6 +51,16 @@ def read_card(root: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def training_data_card(train: Corpus, held_out: Corpus, reactions: int) -> dict:
+    """The ``training_data`` entry of a model card trained on ``train`` (``reactions`` listener reactions
+    in all) and measured on ``held_out``: corpus, clip counts, seconds and who the listeners are."""
+    card = read_card(train.root) or {}
+    return {"corpus": str(train.root), "split": train.split, "speaker_clips": len(train.clips),
+            "reactions": reactions, "speaker_seconds": round(train.seconds, 1),
+            "teacher": card.get("teacher", "recorded listeners"),
+            "held_out": {"split": held_out.split, "speaker_clips": len(held_out.clips)}}
+
+
 def _speaker_conditioning(root: Path, split: str, rel: str, frames: int, spec: str) -> Conditioning:
     stored = root / split / SPEAKER_FEATURES / f"{rel}.npz"
     if stored.is_file():

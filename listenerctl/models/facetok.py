@@ -449,10 +449,7 @@ class FacetokListener(Generator):
     @torch.no_grad()
     def generate_tokens(self, cond: Conditioning, num_samples: int, seed: int) -> tuple[Tensor, Tensor]:
         """Listener tokens [K, T] (long) for ``cond`` and their decoding [K, T, 58] (standardised)."""
-        if abs(cond.fps - self.fps) > 1e-6:
-            raise ListenerctlError(f"facetok works at {self.fps:g} fps; the conditioning is at {cond.fps:g} fps.")
-        if num_samples < 1:
-            raise ListenerctlError(f"the number of samples must be at least 1, got {num_samples}.")
+        self.check_request(cond, num_samples)
         return sample_tokens(self.model, self.config, *self._speaker_inputs(cond), num_samples, seed)
 
     @torch.no_grad()

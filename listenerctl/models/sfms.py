@@ -37,7 +37,7 @@ from torch import Tensor, nn
 
 from listenerctl.checkpoint import config_from_card, load_checkpoint, load_into
 from listenerctl.conditioning import Conditioning
-from listenerctl.data.corpus import load_corpus, read_card
+from listenerctl.data.corpus import load_corpus, training_data_card
 from listenerctl.errors import ListenerctlError
 from listenerctl.models.base import Generator
 from listenerctl.models.layers import PositionalEncoding, TransformerEncoder
@@ -282,10 +282,7 @@ class SFMSListener(Generator):
         return cls(model.to(device), checkpoint={"checkpoint": str(path), "sha256": card["sha256"]}, **overrides)
 
     def generate(self, cond: Conditioning, num_samples: int, seed: int) -> Motion:
-        if cond.fps != FPS:
-            raise ListenerctlError(f"the sfms model works at {FPS:g} fps; the conditioning is at {cond.fps:g} fps.")
-        if num_samples < 1:
-            raise ListenerctlError(f"the number of samples must be at least 1, got {num_samples}.")
+        self.check_request(cond, num_samples)
         audio, face = speaker_arrays(cond)
         device = self.model.motion_mean.device
         generator = torch.Generator(device).manual_seed(seed)
@@ -423,10 +420,6 @@ def make_train_plan(data: Path, device: str = "cpu", seed: int = 0, **config_ove
             metrics.update({f"val_{name}_k{EVAL_SAMPLES}": value for name, value in react.items()})
         return metrics
 
-    corpus_card = read_card(Path(data)) or {}
     card = {"model": NAME, "config": asdict(cfg), "spec": SPEC.name, "fps": FPS,
-            "training_data": {"corpus": str(data), "split": "train", "speaker_clips": len(train.clips),
-                              "reactions": len(source.reactions), "speaker_seconds": round(train.seconds, 1),
-                              "teacher": corpus_card.get("teacher", "recorded listeners"),
-                              "held_out": {"split": "val", "speaker_clips": len(val.clips)}}}
+            "training_data": training_data_card(train, val, len(source.reactions))}
     return TrainPlan(model, optimizers, batches(), loss, evaluate, card, on_step)
