@@ -164,3 +164,48 @@ def test_checkpoint_paths_accept_stem_or_either_file(tmp_path):
     expected = (tmp_path / "m.v2.safetensors", tmp_path / "m.v2.json")
     for name in ("m.v2", "m.v2.safetensors", "m.v2.json"):
         assert checkpoint_paths(tmp_path / name) == expected
+
+
+# ---------------------------------------------------------------- every shipped learned model
+
+# A config field whose change gives the shipped weights the wrong shapes.
+SHAPE_FIELD = {"lbd": "denoiser_width", "difflistener": "codebook", "sfms": "predictor_width", "facetok": "dim",
+               "diffsheg": "width"}
+
+
+def _one_sentence(error: pytest.ExceptionInfo) -> str:
+    text = str(error.value)
+    assert "\n" not in text and text.endswith(".") and "Traceback" not in text, text
+    return text
+
+
+@pytest.mark.parametrize("name", sorted(SHAPE_FIELD))
+def test_shipped_checkpoints_refuse_damage_and_mismatch_in_one_sentence(name, tmp_path):
+    import shutil
+
+    from listenerctl.models import REGISTRY, load_generator
+
+    assert {n for n, e in REGISTRY.items() if e.learned} == set(SHAPE_FIELD)
+    weights, card_path = checkpoint_paths(tmp_path / name)
+    shipped_weights, shipped_card = checkpoint_paths(REGISTRY[name].default_checkpoint())
+    shutil.copy(shipped_card, card_path)
+    card = json.loads(card_path.read_text())
+    blob = shipped_weights.read_bytes()
+
+    def refused(weights_bytes: bytes, changed_card: dict) -> str:
+        weights.write_bytes(weights_bytes)
+        card_path.write_text(json.dumps(changed_card))
+        with pytest.raises(ListenerctlError) as error:
+            load_generator(name, weights)
+        return _one_sentence(error)
+
+    flipped = bytearray(blob)
+    flipped[len(blob) // 2] ^= 0xFF
+    assert "corrupt" in refused(bytes(flipped), card)
+    assert "truncated" in refused(blob[:1000], card)
+    config = card["config"]
+    assert "does not fit" in refused(blob, {**card, "config": {**config, SHAPE_FIELD[name]: 2 * config[SHAPE_FIELD[name]]}})
+    assert "unknown fields bogus" in refused(blob, {**card, "config": {**config, "bogus": 1}})
+    other = "lbd" if name != "lbd" else "sfms"
+    assert other in refused(blob, {**card, "model": other})
+    assert "motion spec" in refused(blob, {**card, "spec": "deca56"})

@@ -5,7 +5,6 @@ window stitching, two-phase training with the shared trainer, checkpoint errors 
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ import torch
 
 import listenerctl.models.difflistener as dl
 from conftest import ROOT, run_cli, shared_file, synthetic_audio, synthetic_face
-from listenerctl.checkpoint import checkpoint_paths, load_checkpoint
+from listenerctl.checkpoint import load_checkpoint
 from listenerctl.conditioning import Conditioning
 from listenerctl.errors import ListenerctlError
 from listenerctl.features.audio import extract_audio
@@ -211,41 +210,6 @@ def test_steps_override_and_bad_requests(quick):
         DiffListener.from_checkpoint(SHIPPED, steps=101)
     with pytest.raises(ListenerctlError, match="fps"):
         quick.generate(Conditioning(30.0, 80, audio=synthetic_audio(80)), 2, seed=0)
-
-
-def _one_sentence(error: ListenerctlError) -> str:
-    text = str(error)
-    assert "\n" not in text and text.endswith(".") and "Traceback" not in text
-    return text
-
-
-def test_corrupted_or_mismatched_checkpoint_gives_one_sentence(tmp_path):
-    weights, card_path = checkpoint_paths(tmp_path / "difflistener")
-    shutil.copy(SHIPPED, weights)
-    shutil.copy(checkpoint_paths(SHIPPED)[1], card_path)
-    blob = bytearray(weights.read_bytes())
-    blob[len(blob) // 2] ^= 0xFF
-    weights.write_bytes(bytes(blob))
-    with pytest.raises(ListenerctlError) as error:
-        DiffListener.from_checkpoint(weights)
-    assert "corrupt" in _one_sentence(error.value)
-
-    shutil.copy(SHIPPED, weights)
-    card = json.loads(card_path.read_text())
-    card_path.write_text(json.dumps({**card, "config": {**card["config"], "codebook": 128}}))
-    with pytest.raises(ListenerctlError) as error:
-        DiffListener.from_checkpoint(weights)
-    assert "does not fit" in _one_sentence(error.value)
-
-    card_path.write_text(json.dumps({**card, "config": {**card["config"], "text_encoder": "bert"}}))
-    with pytest.raises(ListenerctlError) as error:
-        DiffListener.from_checkpoint(weights)
-    assert "text_encoder" in _one_sentence(error.value)
-
-    card_path.write_text(json.dumps({**card, "model": "lbd"}))
-    with pytest.raises(ListenerctlError) as error:
-        DiffListener.from_checkpoint(weights)
-    assert "lbd" in _one_sentence(error.value)
 
 
 def _generate_with_cli(talk, out) -> None:
