@@ -13,13 +13,13 @@ import torch
 from listenerctl.conditioning import Conditioning, FaceFeatures
 from listenerctl.errors import ListenerctlError
 from listenerctl.features.audio import extract_audio
-from listenerctl.media import load_audio
+from listenerctl.media import load_audio, write_wav
 from listenerctl.models import REGISTRY, load_generator
 from listenerctl.models.diffsheg import (EXPRESSION_DIM, GESTURE_DIM, DiffSheg, DiffShegConfig, UniEG,
                                          beat_speaker, diffusion_loss, gesture_speed, motion_energy,
                                          parse_audio_encoder, skeleton_from_card, window_join_ratio)
 from listenerctl.models.layers import AdaptiveNorm
-from conftest import ROOT, shared_file
+from conftest import ROOT, run_cli, shared_file
 
 SHIPPED = ROOT / "checkpoints" / "diffsheg.safetensors"
 TINY = DiffShegConfig(width=32, heads=2, audio_layers=1, expression_layers=1, gesture_layers=1, window=20,
@@ -283,3 +283,53 @@ def test_velocity_term_penalises_jitter_of_the_clean_estimate(monkeypatch):
     for part in ("expression", "gesture"):  # same position error, only the jitter moves the velocity term
         assert terms["offset"][f"loss_{part}"] == pytest.approx(float(terms["jitter"][f"loss_{part}"]), rel=1e-4)
         assert float(terms["offset"][f"velocity_{part}"]) < 1e-8 < float(terms["jitter"][f"velocity_{part}"])
+
+
+# ---- a pretrained audio encoder (HuBERT) from a local folder ----------------------------------------
+
+def save_tiny_hubert(folder) -> int:
+    """A randomly initialised two-layer HuBERT and its feature extractor saved as a local model folder (what
+    a user's downloaded HuBERT folder holds, in miniature); returns its hidden size."""
+    transformers = pytest.importorskip("transformers")
+    config = transformers.HubertConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                                       intermediate_size=32, conv_dim=(16, 16), conv_stride=(5, 4),
+                                       conv_kernel=(10, 8), num_conv_pos_embeddings=16,
+                                       num_conv_pos_embedding_groups=2)
+    torch.manual_seed(0)
+    transformers.HubertModel(config).save_pretrained(folder)
+    transformers.Wav2Vec2FeatureExtractor(sampling_rate=16_000).save_pretrained(folder)
+    return config.hidden_size
+
+
+def test_hubert_features_feed_training_and_generation(tmp_path):
+    from listenerctl.models.diffsheg import PretrainedAudioEncoder, make_train_plan
+    from listenerctl.train import run_training
+
+    hidden = save_tiny_hubert(tmp_path / "hubert")
+    encoder = PretrainedAudioEncoder("hubert", tmp_path / "hubert")
+    speech = load_audio(shared_file("beat/2_scott_0_1_1.wav"))[:16_000 * 3]
+    features = encoder(speech, 45)
+    assert features.shape == (45, hidden) and np.isfinite(features).all()
+    assert not np.allclose(features, encoder(np.zeros_like(speech), 45), atol=1e-3)  # it hears the speech
+
+    data = shared_file("beat/2_scott_0_1_1.bvh").parent
+    overrides = {**{k: v for k, v in asdict(TINY).items() if k not in ("styles", "window", "overlap")},
+                 "sampling_steps": 2, "window": 30, "overlap": 6, "batch_size": 4, "eval_samples": 2,
+                 "face_videos": (), "audio_encoder": f"hubert:{tmp_path / 'hubert'}"}
+    plan = make_train_plan(data, seed=0, **overrides)
+    card = run_training(plan, 2, tmp_path / "dsg", log_every=1)
+    assert card["config"]["encoder_dim"] == hidden
+    reloaded = DiffSheg.from_checkpoint(tmp_path / "dsg.safetensors")
+    joint = reloaded.audio_features(speech)
+    assert joint.shape == (45, 80 + hidden)
+    motion = reloaded.sample(joint, 2, seed=0, steps=2)
+    assert motion.gesture.data.shape == (2, 45, GESTURE_DIM) and np.isfinite(motion.gesture.data).all()
+
+    wav = tmp_path / "speech.wav"
+    write_wav(wav, speech)
+    result = run_cli("generate", wav, "--task", "cospeech", "--checkpoint", tmp_path / "dsg.safetensors",
+                     "--audio-encoder", f"hubert:{tmp_path / 'hubert'}", "-k", "1", "--steps", "2",
+                     "--render", "none", "-o", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    with np.load(tmp_path / "out" / "speech" / "motion.npz") as saved:
+        assert saved["gesture"].shape == (1, 45, GESTURE_DIM)
