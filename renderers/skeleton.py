@@ -428,8 +428,11 @@ class SmplxRenderer(_Scene):
         jaw = np.zeros((b, 3))
         if expression is not None:
             jaw[:, 0] = SMPLX_JAW_OPEN_RAD * np.asarray(expression)[:, ARKIT52.index("jawOpen")]
+        # every per-sample input with B rows: smplx's stored defaults for the others hold one row
+        rest = {name: np.zeros((b, 3)) for name in ("global_orient", "leye_pose", "reye_pose")}
+        expression_coeffs = np.zeros((b, self._model.num_expression_coeffs))
         params = {k: torch.as_tensor(v, dtype=torch.float32, device=self._device)
-                  for k, v in {**pose, "jaw_pose": jaw}.items()}
+                  for k, v in {**pose, **rest, "jaw_pose": jaw, "expression": expression_coeffs}.items()}
         with torch.no_grad():
             out = self._model(**params, return_verts=True)
         vertices = (out.vertices - out.joints[:, :1]).cpu().numpy() * 100.0  # metres → cm, pelvis at the origin
