@@ -432,12 +432,9 @@ class LBDListener(Generator):
 
     def generate(self, cond: Conditioning, num_samples: int, seed: int) -> Motion:
         self.check_request(cond, num_samples)
-        audio, face = speaker_arrays(cond)
         device = self.model.motion_mean.device
         generator = torch.Generator(device).manual_seed(seed)
-        as_tensor = lambda x: None if x is None else torch.from_numpy(x).to(device)  # noqa: E731
-        motion = self.model.generate(as_tensor(audio), as_tensor(face), num_samples, generator,
-                                     self.steps, self.sampler)
+        motion = self.model.generate(*speaker_tensors(cond, device), num_samples, generator, self.steps, self.sampler)
         return Motion(motion[..., :ARKIT_DIM].cpu().numpy(), self.spec, cond.fps)
 
     def describe(self) -> dict:
@@ -451,6 +448,19 @@ def speaker_arrays(cond: Conditioning) -> tuple[np.ndarray | None, np.ndarray | 
     face = None if cond.face is None else np.concatenate(
         [np.asarray(cond.face.arkit, np.float32), np.asarray(cond.face.emotion, np.float32)], axis=1)
     return audio, face
+
+
+def speaker_tensors(cond: Conditioning, device: torch.device | str) -> tuple[Tensor | None, Tensor | None]:
+    """`speaker_arrays` as tensors on ``device``: audio [T, 123] and face [T, 83] float32, or None."""
+    return tuple(None if x is None else torch.from_numpy(x).to(device) for x in speaker_arrays(cond))
+
+
+def listener_splits(data: Path, model: str) -> tuple[Corpus, Corpus]:
+    """The train and val splits of the corpus at ``data``; one sentence unless its listeners are arkit58."""
+    train, val = load_corpus(data, "train"), load_corpus(data, "val")
+    if train.spec != SPEC.name:
+        raise ListenerctlError(f"{model} learns arkit58 listeners; the corpus at {data} holds {train.spec}.")
+    return train, val
 
 
 # ---------------------------------------------------------------- training
@@ -547,9 +557,7 @@ def make_train_plan(data: Path, device: str = "cpu", seed: int = 0, **config_ove
     from listenerctl.train import TrainPlan, config_with
 
     cfg = config_with(LBDConfig, config_overrides, NAME)
-    train, val = load_corpus(data, "train"), load_corpus(data, "val")
-    if train.spec != SPEC.name:
-        raise ListenerctlError(f"lbd learns arkit58 listeners; the corpus at {data} holds {train.spec}.")
+    train, val = listener_splits(data, NAME)
     torch.manual_seed(seed)
     model = LatentBehaviorDiffusion(cfg)
     stats = feature_statistics(train)

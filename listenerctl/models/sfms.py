@@ -37,11 +37,11 @@ from torch import Tensor, nn
 
 from listenerctl.checkpoint import config_from_card, load_checkpoint, load_into
 from listenerctl.conditioning import Conditioning
-from listenerctl.data.corpus import load_corpus, training_data_card
+from listenerctl.data.corpus import training_data_card
 from listenerctl.errors import ListenerctlError
 from listenerctl.models.base import Generator
 from listenerctl.models.layers import PositionalEncoding, TransformerEncoder
-from listenerctl.models.lbd import WindowSource, feature_statistics, speaker_arrays
+from listenerctl.models.lbd import WindowSource, feature_statistics, listener_splits, speaker_tensors
 from listenerctl.models.sfms_keyframes import SELECTIONS, KeyframeTokenizer
 from listenerctl.models.windows import outpaint, plan_windows, roll
 from listenerctl.motion import Motion, get_spec
@@ -283,11 +283,9 @@ class SFMSListener(Generator):
 
     def generate(self, cond: Conditioning, num_samples: int, seed: int) -> Motion:
         self.check_request(cond, num_samples)
-        audio, face = speaker_arrays(cond)
         device = self.model.motion_mean.device
         generator = torch.Generator(device).manual_seed(seed)
-        as_tensor = lambda x: None if x is None else torch.from_numpy(x).to(device)  # noqa: E731
-        motion = self.model.generate(as_tensor(audio), as_tensor(face), num_samples, generator,
+        motion = self.model.generate(*speaker_tensors(cond, device), num_samples, generator,
                                      self.temperature, self.top_k)
         return Motion(motion.cpu().numpy(), self.spec, cond.fps)
 
@@ -352,9 +350,7 @@ def make_train_plan(data: Path, device: str = "cpu", seed: int = 0, **config_ove
     from listenerctl.train import TrainPlan, config_with
 
     cfg = config_with(SFMSConfig, config_overrides, NAME)
-    train, val = load_corpus(data, "train"), load_corpus(data, "val")
-    if train.spec != SPEC.name:
-        raise ListenerctlError(f"sfms learns arkit58 listeners; the corpus at {data} holds {train.spec}.")
+    train, val = listener_splits(data, NAME)
     torch.manual_seed(seed)
     model = SFMS(cfg)
     stats = feature_statistics(train)
