@@ -32,6 +32,19 @@ def partial_dir(final: Path) -> Path:
     return work
 
 
+@contextmanager
+def staged_dir(final: Path) -> Iterator[Path]:
+    """A `partial_dir` beside ``final`` to fill: published as ``final`` when the block ends, removed (with
+    nothing left under ``final``'s name) when it raises."""
+    work = partial_dir(final)
+    try:
+        yield work
+        publish_dir(work, final)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
 def publish_dir(work: Path, final: Path) -> None:
     """Move the finished folder ``work`` to ``final``, replacing an older ``final`` in one rename."""
     if final.exists():

@@ -13,7 +13,6 @@ Per input, ``OUT/<stem>/`` receives (written in a hidden working folder, renamed
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
@@ -22,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 
-from listenerctl.atomic import partial_dir, publish_dir
+from listenerctl.atomic import staged_dir
 from listenerctl.errors import ListenerctlError
 from listenerctl.media import VideoWriter, load_audio, probe
 from listenerctl.motion import Motion
@@ -115,8 +114,7 @@ def generate_cospeech(audio_path: str | Path, out_dir: str | Path, samples: int 
         report(f"{audio_path.name}: {note}")
 
     final = Path(out_dir) / audio_path.stem
-    work = partial_dir(final)
-    try:
+    with staged_dir(final) as work:
         start = time.perf_counter()
         write_motion_files(work, motion.expression, motion.gesture, skeleton)
         timings["motion_files_s"] = time.perf_counter() - start
@@ -140,10 +138,6 @@ def generate_cospeech(audio_path: str | Path, out_dir: str | Path, samples: int 
             "timings": timings, "versions": _versions(),
         }
         (work / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        publish_dir(work, final)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     return final
 
 

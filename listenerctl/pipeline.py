@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from listenerctl import __version__
-from listenerctl.atomic import partial_dir, publish_dir
+from listenerctl.atomic import partial_dir, staged_dir
 from listenerctl.conditioning import Conditioning
 from listenerctl.errors import ListenerctlError, NoFaceError
 from listenerctl.hashing import file_sha256
@@ -216,8 +216,7 @@ def generate_item(path: Path, out_root: Path, opts: GenerateOptions, generator, 
     for note in prepared.notes:
         report(f"{path.name}: {note}")
     final = out_root / (output_name or path.stem)
-    work = partial_dir(final)
-    try:
+    with staged_dir(final) as work:
         prepared.cond.save_npz(work / "speaker.npz")
         start = time.perf_counter()
         listener = generator.generate(prepared.cond, opts.samples, opts.seed)
@@ -246,10 +245,6 @@ def generate_item(path: Path, out_root: Path, opts: GenerateOptions, generator, 
             "versions": _versions(),
         }
         (work / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        publish_dir(work, final)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     return final
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from listenerctl.atomic import partial_dir, publish_dir
+from listenerctl.atomic import staged_dir
 from listenerctl.errors import ListenerctlError
 from listenerctl.media import _ffmpeg_binary, probe
 from listenerctl.pipeline import MANIFEST
@@ -206,8 +206,7 @@ def make_study(results: list[Path], output: Path, participants: int, samples_per
         notes.append(f"{participants} participants do not fill whole Latin squares of {len(models)}; "
                      f"use a multiple of {len(models)} for full counterbalancing.")
 
-    work = partial_dir(output)
-    try:
+    with staged_dir(output) as work:
         (work / "stimuli").mkdir()
         for name, video in stimuli.items():
             target = work / "stimuli" / f"{name}.mp4"
@@ -226,10 +225,6 @@ def make_study(results: list[Path], output: Path, participants: int, samples_per
         (work / "study.json").write_text(json.dumps({**config, "participants": participants, "seed": seed,
                                                      "clip_seconds": clip_seconds}, indent=2))
         (work / "index.html").write_text(render_page(config), encoding="utf-8")
-        publish_dir(work, output)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     return StudyPlan(stimuli, orders, models, recordings, notes)
 
 
