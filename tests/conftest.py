@@ -50,6 +50,19 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("LISTENERCTL_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread: small per-window forwards run several times slower with two threads on a busy
+    machine (measured 7x on 2 loaded cores), and one is what the shipped timings use. Modules ask for it
+    with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # Speaker features and a tiny corpus shared by the learned-model tests.
 
 def synthetic_audio(frames: int, seed: int = 0) -> AudioFeatures:

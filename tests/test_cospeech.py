@@ -18,16 +18,7 @@ from conftest import ffmpeg
 
 FAST = CoSpeechOptions(steps=5, size=96)
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """One torch thread: small per-window forwards run several times slower with two threads on a busy
-    machine (measured 7x on 2 loaded cores), and one is what the shipped timings use."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

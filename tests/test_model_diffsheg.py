@@ -25,16 +25,7 @@ SHIPPED = ROOT / "checkpoints" / "diffsheg.safetensors"
 TINY = DiffShegConfig(width=32, heads=2, audio_layers=1, expression_layers=1, gesture_layers=1, window=20,
                       overlap=4, train_steps=100, styles=("any", "scott"))
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """One torch thread: small per-window forwards run several times slower with two threads on a busy
-    machine (measured 7x on 2 loaded cores), and one is what the shipped timings use."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_generator(config: DiffShegConfig = TINY, seed: int = 0) -> DiffSheg:
