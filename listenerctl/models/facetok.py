@@ -51,7 +51,6 @@ from listenerctl.conditioning import Conditioning
 from listenerctl.data.corpus import Corpus, load_corpus, read_card
 from listenerctl.errors import ListenerctlError
 from listenerctl.emotion import emotion_from_arkit
-from listenerctl.metrics.react import fr_corr, fr_dist, fr_div
 from listenerctl.models.base import Generator
 from listenerctl.models.layers import PositionalEncoding, TransformerDecoder, TransformerEncoder
 from listenerctl.models.quantize import FSQ
@@ -690,6 +689,8 @@ def reaction_metrics(model: FacetokModel, held_out: CorpusTensors, samples: int 
     """REACT FRCorr, FRDist, FRDiv of ``samples`` generated reactions per held-out speaker clip (emotion25 by
     `emotion_from_arkit`, against the clip's appropriate reactions), and FRCorr with the speakers rotated by
     one clip (generated reactions scored against another clip's), which a speaker-blind model would match."""
+    from listenerctl.metrics.react import fr_corr, fr_dist, fr_div  # numba: imported for training only
+
     preds = []
     for i in range(len(held_out.audio)):
         audio = ((held_out.audio[i] - model.audio_mean) / model.audio_std)[None]
