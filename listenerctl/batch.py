@@ -71,7 +71,8 @@ class Worker:
         from listenerctl.models import load_generator
 
         self.opts = opts
-        self.generator = load_generator(opts.model, Path(opts.checkpoint) if opts.checkpoint else None, opts.device)
+        self.generator = load_generator(opts.model, Path(opts.checkpoint) if opts.checkpoint else None, opts.device,
+                                        task="listener")
         self.renderers = None
         if opts.render != "none":
             from renderers.select import RendererPool

@@ -100,7 +100,7 @@ def generate(
     inputs: Annotated[list[Path], typer.Argument(help="Recordings of a person talking (video or audio).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Output folder; one subfolder per input.")] = Path("out"),
     samples: Annotated[int, typer.Option("-k", "--samples", min=1, max=100, help="Listener reactions per input (K).")] = 10,
-    model: Annotated[str, typer.Option(help="Generator name (see `listenerctl models`).")] = "rules",
+    model: Annotated[Optional[str], typer.Option(help="Generator name (see `listenerctl models`; default: rules, or diffsheg with --task cospeech).")] = None,
     checkpoint: Annotated[Optional[Path], typer.Option(help="Checkpoint for a learned model (default: the shipped one).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same motion.")] = 0,
     device: Annotated[Device, typer.Option(help="Where learned models run.")] = Device.auto,
@@ -120,12 +120,14 @@ def generate(
     """Generate K listener reactions for each input: videos, motion.npz, speaker.npz and manifest.json."""
     from contextlib import nullcontext
 
+    from listenerctl.models import DEFAULT_MODEL, load_generator
+
+    model = model or DEFAULT_MODEL[task.value]
     if task is Task.cospeech:
-        _generate_cospeech(inputs, output, samples, "diffsheg" if model == "rules" else model, checkpoint, seed,
+        _generate_cospeech(inputs, output, samples, model, checkpoint, seed,
                            resolve_device(device), render, size, audio_encoder, smplx_model, steps, overlap)
         return
 
-    from listenerctl.models import load_generator
     from listenerctl.pipeline import GenerateOptions, check_inputs, generate_item
 
     check_inputs(inputs)
@@ -134,7 +136,7 @@ def generate(
                            mesh_backend=mesh_backend.value, size=size,
                            portrait=str(portrait) if portrait else None, side_by_side=side_by_side,
                            face_index=face_index)
-    generator = load_generator(model, checkpoint, opts.device)
+    generator = load_generator(model, checkpoint, opts.device, task="listener")
     if render is Render.none:
         pool = nullcontext()
     else:
@@ -158,18 +160,15 @@ def _generate_cospeech(inputs: list[Path], output: Path, samples: int, model: st
                        smplx_model: Optional[Path], steps: Optional[int], overlap: Optional[int]) -> None:
     """`generate --task cospeech`: each input's speech (a video's audio track) → `cospeech.generate_cospeech`."""
     from listenerctl.cospeech import CoSpeechOptions, generate_cospeech
-    from listenerctl.models import REGISTRY, load_generator
+    from listenerctl.models import load_generator
     from listenerctl.pipeline import check_inputs
 
-    if model not in REGISTRY or REGISTRY[model].task != "cospeech":
-        cospeech = ", ".join(n for n, e in REGISTRY.items() if e.task == "cospeech")
-        raise ListenerctlError(f"{model!r} is not a co-speech model; --task cospeech takes {cospeech}.")
     check_inputs(inputs)
     opts = CoSpeechOptions(samples=samples, seed=seed, checkpoint=str(checkpoint) if checkpoint else None,
                            device=device, steps=steps, overlap=overlap, size=size,
                            render="none" if render is Render.none else "smplx" if smplx_model else "skeleton",
                            smplx_folder=str(smplx_model) if smplx_model else None, audio_encoder=audio_encoder)
-    generator = load_generator(model, checkpoint, device)
+    generator = load_generator(model, checkpoint, device, task="cospeech")
     for path in inputs:
         folder = generate_cospeech(path, output, samples, seed, opts, generator, report=err.print)
         out.print(f"{path.name} → {folder}/ ({samples} samples, model {model})")

@@ -55,7 +55,7 @@ def predict(corpus: Corpus, model: str, samples: int, seed: int = EVAL_SEED, dev
     """Run a registered generator on every speaker clip of ``corpus``."""
     from listenerctl.models import load_generator
 
-    generator = load_generator(model, checkpoint, device)
+    generator = load_generator(model, checkpoint, device, task="listener")
     motion = [generator.generate(clip.cond, samples, seed + i).data for i, clip in enumerate(corpus.clips)]
     return Predictions(model, np.stack(motion))
 

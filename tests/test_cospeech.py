@@ -163,3 +163,6 @@ def test_cli_cospeech_bad_input_is_one_sentence(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1
     result = run_cli("generate", SAMPLE_WAV, "--task", "cospeech", "--model", "rules2", "-o", tmp_path / "o")
     assert result.returncode == 2 and "not a co-speech model" in result.stderr
+    result = run_cli("generate", SAMPLE_WAV, "--model", "diffsheg", "--render", "none", "-o", tmp_path / "o")
+    assert result.returncode == 2 and "not a listener model" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "o").exists()

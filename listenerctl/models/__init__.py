@@ -50,9 +50,19 @@ REGISTRY: dict[str, ModelEntry] = {e.name: e for e in (
 )}
 
 
-def load_generator(name: str, checkpoint: Path | None = None, device: str = "cpu") -> Generator:
-    """Build the generator registered as ``name``; learned models load ``checkpoint`` (or the default)."""
+DEFAULT_MODEL = {"listener": "rules", "cospeech": "diffsheg"}  # per task: what `generate` runs unless told
+TASK_WORDS = {"listener": "listener", "cospeech": "co-speech"}
+
+
+def load_generator(name: str, checkpoint: Path | None = None, device: str = "cpu",
+                   task: str | None = None) -> Generator:
+    """Build the generator registered as ``name``; learned models load ``checkpoint`` (or the default).
+    With ``task`` ('listener' or 'cospeech'), a model registered for the other task is one sentence."""
     entry = REGISTRY.get(name)
+    if task is not None and (entry is None or entry.task != task):
+        fitting = ", ".join(n for n, e in REGISTRY.items() if e.task == task)
+        what = f"unknown model {name!r}," if entry is None else f"{name!r} is"
+        raise ListenerctlError(f"{what} not a {TASK_WORDS[task]} model; --task {task} takes {fitting}.")
     if entry is None:
         raise ListenerctlError(f"unknown model {name!r}; available: {', '.join(REGISTRY)}.")
     module_name, _, class_name = entry.target.partition(":")
