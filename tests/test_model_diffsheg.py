@@ -166,7 +166,7 @@ def test_audio_encoder_spec_is_checked(tmp_path):
         with pytest.raises(ListenerctlError, match="needs the `transformers` package"):
             PretrainedAudioEncoder("hubert", tmp_path)
     else:
-        with pytest.raises(ListenerctlError, match="no hubert model could be loaded"):
+        with pytest.raises(ListenerctlError, match="no hubert audio encoder could be loaded"):
             PretrainedAudioEncoder("hubert", tmp_path)
 
 

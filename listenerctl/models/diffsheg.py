@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from listenerctl.checkpoint import config_from_card, load_checkpoint, load_into
 from listenerctl.conditioning import Conditioning
 from listenerctl.errors import ListenerctlError
+from listenerctl.features.pretrained import load_local_model
 from listenerctl.models.base import Generator
 from listenerctl.models.diffusion import DDIMSampler, NoiseSchedule, sample
 from listenerctl.models.layers import PositionalEncoding, TimestepEmbedding, TransformerEncoder
@@ -195,17 +196,9 @@ class PretrainedAudioEncoder:
     """
 
     def __init__(self, kind: str, folder: Path, device: str = "cpu"):
-        try:
-            import transformers
-        except ImportError:
-            raise ListenerctlError(f"the {kind} audio encoder needs the `transformers` package, which is not "
-                                   f"installed (pip install transformers), or use audio_encoder='none'.") from None
-        try:
-            self.extractor = transformers.AutoFeatureExtractor.from_pretrained(folder, local_files_only=True)
-            self.model = transformers.AutoModel.from_pretrained(folder, local_files_only=True).to(device).eval()
-        except (OSError, ValueError) as error:
-            raise ListenerctlError(f"no {kind} model could be loaded from {folder} "
-                                   f"({str(error).strip().splitlines()[0]}).") from None
+        self.extractor, self.model = load_local_model(
+            folder, "AutoFeatureExtractor", f"{kind} audio encoder", device,
+            " (pip install transformers), or use audio_encoder='none'")
         self.device = device
         self.dim = int(self.model.config.hidden_size)
 
