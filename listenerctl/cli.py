@@ -47,6 +47,8 @@ class MeshBackend(str, Enum):
     pyrender = "pyrender"
 
 
+TEXT_ENCODER_HELP = ("Local text encoder folder (a BERT-style model saved by transformers; nothing is downloaded): "
+                     "condition on the speaker's transcript too, with a difflistener checkpoint trained on one.")
 MESH_BACKEND_HELP = ("Library drawing --render mesh: moderngl (fast), or pyrender for those who prefer it "
                      "(pip install 'listenerctl\\[pyrender]').")
 
@@ -111,6 +113,8 @@ def generate(
     pirender_checkpoint: Annotated[Optional[Path], typer.Option(help="PIRender generator checkpoint (.pth) for --render pirender; a GPU is advised.")] = None,
     side_by_side: Annotated[bool, typer.Option("--side-by-side", help="Also write side_by_side_XX.mp4 (speaker | listener).")] = False,
     face_index: Annotated[Optional[int], typer.Option(help="With several faces, track the N-th from the left (default: the largest).")] = None,
+    text_encoder: Annotated[Optional[Path], typer.Option(help=TEXT_ENCODER_HELP)] = None,
+    transcript: Annotated[Optional[Path], typer.Option(help="Timed transcript (.srt, .vtt or Whisper-style .json) of the one input (default: INPUT's stem with one of those suffixes, beside it); needs --text-encoder.")] = None,
     task: Annotated[Task, typer.Option(help="listener: K listener reactions; cospeech: the speaker's own face and upper-body gestures from the speech (model diffsheg; skeleton video unless --render none).")] = Task.listener,
     audio_encoder: Annotated[Optional[str], typer.Option(help="cospeech: local HuBERT/wav2vec2 folder of a checkpoint trained with one, as hubert:/path or wav2vec2:/path (needs transformers).")] = None,
     smplx_model: Annotated[Optional[Path], typer.Option(help="cospeech: SMPL-X model folder; draws SMPL-X bodies (needs smplx) instead of the skeleton.")] = None,
@@ -128,15 +132,20 @@ def generate(
                            resolve_device(device), render, size, audio_encoder, smplx_model, steps, overlap)
         return
 
-    from listenerctl.pipeline import GenerateOptions, check_inputs, generate_item
+    from listenerctl.pipeline import GenerateOptions, check_inputs, generate_item, text_encoder_for
 
     check_inputs(inputs)
+    if transcript is not None and len(inputs) > 1:
+        raise ListenerctlError("--transcript names the transcript of one input; with several inputs, put each "
+                               "transcript beside its input with the same stem (talk.mp4 → talk.srt).")
     opts = GenerateOptions(samples=samples, model=model, checkpoint=str(checkpoint) if checkpoint else None,
                            seed=seed, device=resolve_device(device), render=render.value,
                            mesh_backend=mesh_backend.value, size=size,
                            portrait=str(portrait) if portrait else None, side_by_side=side_by_side,
-                           face_index=face_index)
+                           face_index=face_index, text_encoder=str(text_encoder) if text_encoder else None,
+                           transcript=str(transcript) if transcript else None)
     generator = load_generator(model, checkpoint, opts.device, task="listener")
+    text_encoder_for(opts, generator)          # a bad encoder or a model without text stops before any work
     if render is Render.none:
         pool = nullcontext()
     else:
@@ -188,6 +197,7 @@ def batch(
     mesh_backend: Annotated[MeshBackend, typer.Option(help=MESH_BACKEND_HELP)] = MeshBackend.moderngl,
     size: Annotated[int, typer.Option(min=64, max=1024, help="Video tile size in pixels.")] = 256,
     portrait: Annotated[Optional[Path], typer.Option(help="Portrait photo for --render portrait.")] = None,
+    text_encoder: Annotated[Optional[Path], typer.Option(help=TEXT_ENCODER_HELP + " Each input's transcript is the .srt, .vtt or .json beside it with its stem.")] = None,
     jobs: Annotated[Optional[int], typer.Option("-j", "--jobs", min=1, help="Items processed in parallel (default: 1 locally, one per cluster CPU or GPU on Ray).")] = None,
     glob: Annotated[Optional[str], typer.Option(help="Only files matching this pattern, e.g. '*.mp4'.")] = None,
     engine: Annotated[Literal["local", "ray"], typer.Option(help="Where items run: processes on this machine, or a Ray cluster (pip install 'listenerctl\\[ray]').")] = "local",
@@ -195,12 +205,19 @@ def batch(
 ) -> None:
     """Run `generate` on every recording in a folder: resumable, one failure alone, a summary at the end."""
     from listenerctl.batch import REPORT, run_batch
-    from listenerctl.pipeline import GenerateOptions
+    from listenerctl.pipeline import GenerateOptions, text_encoder_for
 
     opts = GenerateOptions(samples=samples, model=model, checkpoint=str(checkpoint) if checkpoint else None,
                            seed=seed, render=render.value, mesh_backend=mesh_backend.value,
                            device=device.value if engine == "ray" else resolve_device(device), size=size,
-                           portrait=str(portrait) if portrait else None)
+                           portrait=str(portrait) if portrait else None,
+                           text_encoder=str(text_encoder) if text_encoder else None)
+    if text_encoder is not None:               # a bad encoder or a model without text stops before any item
+        from dataclasses import replace
+
+        from listenerctl.models import load_generator
+
+        text_encoder_for(replace(opts, device="cpu"), load_generator(model, checkpoint, "cpu", task="listener"))
     with _progress() as bars:
         task = bars.add_task("batch", total=None)
 
@@ -363,6 +380,7 @@ def data_synth(
     clip_seconds: Annotated[float, typer.Option(min=1.0, help="Clip length; REACT uses 751 frames = 30.04 s.")] = 30.04,
     synth_minutes: Annotated[float, typer.Option(min=0.0, help="Also synthesise this many minutes of espeak-ng speech into OUTPUT/_speech and use it.")] = 0.0,
     seed: Annotated[int, typer.Option(help="Seed of the split assignment, the synthetic speech and the personalities.")] = 0,
+    text_encoder: Annotated[Optional[Path], typer.Option(help="Local text encoder folder: store the embeddings of each recording's transcript (the .srt, .vtt or .json beside it with its stem) with its speaker features, for models trained with transcripts.")] = None,
 ) -> None:
     """Build a dyadic corpus: speaker clips from your recordings, listener reactions from the rule listener."""
     from listenerctl.data.speech import synthesize_speech
@@ -374,7 +392,12 @@ def data_synth(
         err.print(f"synthesised {len(files)} recordings into {speech_dir}")
         sources = [*sources, speech_dir]
     options = SynthOptions(personalities=personalities, clip_frames=round(clip_seconds * 25), seed=seed)
-    card = build_corpus(sources, output, options, report=err.print)
+    encoder = None
+    if text_encoder is not None:
+        from listenerctl.features.text import load_text_encoder
+
+        encoder = load_text_encoder(str(text_encoder))
+    card = build_corpus(sources, output, options, report=err.print, text_encoder=encoder)
     table = Table("split", "speaker clips", "pairs", "speaker minutes")
     for split, numbers in card["splits"].items():
         table.add_row(split, str(numbers["speaker_clips"]), str(numbers["pairs"]), f"{numbers['speaker_seconds'] / 60:.1f}")

@@ -56,7 +56,7 @@ def predict(corpus: Corpus, model: str, samples: int, seed: int = EVAL_SEED, dev
     from listenerctl.models import load_generator
 
     generator = load_generator(model, checkpoint, device, task="listener")
-    motion = [generator.generate(clip.cond, samples, seed + i).data for i, clip in enumerate(corpus.clips)]
+    motion = [generator.generate(generator.usable(clip.cond), samples, seed + i).data for i, clip in enumerate(corpus.clips)]
     return Predictions(model, np.stack(motion))
 
 

@@ -47,6 +47,8 @@ class GenerateOptions:
     side_by_side: bool = False
     face_index: int | None = None
     cache_dir: str | None = None
+    text_encoder: str | None = None   # local text encoder folder: condition on transcripts too
+    transcript: str | None = None     # the input's transcript (default: a sidecar beside the input)
 
 
 @dataclass
@@ -57,15 +59,18 @@ class Prepared:
     cond: Conditioning
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    transcript: Path | None = None
 
 
 def prepare_conditioning(path: Path, face_index: int | None = None, cache_dir: str | None = None,
-                         progress: Callable[[int, int], None] | None = None) -> Prepared:
+                         progress: Callable[[int, int], None] | None = None, text_encoder=None,
+                         transcript: Path | None = None) -> Prepared:
     """Probe ``path`` and extract speaker audio and face features at 25 fps.
 
     Audio-only inputs condition on audio; videos without audio on the face; a video whose face is never
     found falls back to audio. ``progress(frames_done, frames_total)`` follows face extraction.
-    Raises `ListenerctlError` when nothing usable remains.
+    With a ``text_encoder`` (`features.text.TextEncoder`), the ``transcript`` (default: the sidecar
+    transcript beside ``path``, if any) is embedded too. Raises `ListenerctlError` when nothing usable remains.
     """
     from listenerctl.features.audio import extract_audio
 
@@ -107,7 +112,38 @@ def prepare_conditioning(path: Path, face_index: int | None = None, cache_dir: s
             notes.append("audio-only input: conditioning on audio alone")
     else:
         notes.append("no audio track: conditioning on the speaker's face alone")
-    return Prepared(info, Conditioning(MOTION_FPS, frames, audio=audio, face=face), notes, timings)
+    text = None
+    if text_encoder is not None:
+        from listenerctl.features.text import read_transcript, sidecar_transcript, text_features
+
+        transcript = transcript or sidecar_transcript(path)
+        if transcript is None:
+            notes.append("no transcript beside the input: conditioning without text")
+        else:
+            start = time.perf_counter()
+            units = read_transcript(transcript)
+            text = text_features(units, text_encoder, MOTION_FPS, frames)
+            timings["text_features_s"] = time.perf_counter() - start
+            notes.append(f"transcript {transcript.name}: {len(units)} units, words in "
+                         f"{100 * float(np.mean(text.unit >= 0)):.0f}% of frames")
+    return Prepared(info, Conditioning(MOTION_FPS, frames, audio=audio, face=face, text=text), notes, timings,
+                    transcript if text is not None else None)
+
+
+def text_encoder_for(opts: GenerateOptions, generator):
+    """The text encoder ``opts`` names (loaded once per process) after checking ``generator`` takes its
+    embeddings, or None; one sentence when a transcript is named without an encoder."""
+    if opts.transcript and not opts.text_encoder:
+        raise ListenerctlError("a transcript is embedded by a text encoder; name its local folder with "
+                               "--text-encoder DIR.")
+    if not opts.text_encoder:
+        return None
+    from listenerctl.features.text import load_text_encoder
+
+    generator.check_text_dim()
+    encoder = load_text_encoder(opts.text_encoder, opts.device)
+    generator.check_text_dim(encoder.dim)
+    return encoder
 
 
 def _versions() -> dict[str, str]:
@@ -212,7 +248,9 @@ def generate_item(path: Path, out_root: Path, opts: GenerateOptions, generator, 
     """
     started = time.perf_counter()
     prepared = prepare_conditioning(path, opts.face_index, opts.cache_dir,
-                                    None if progress is None else lambda d, t: progress("face", d, t))
+                                    None if progress is None else lambda d, t: progress("face", d, t),
+                                    text_encoder_for(opts, generator),
+                                    Path(opts.transcript) if opts.transcript else None)
     for note in prepared.notes:
         report(f"{path.name}: {note}")
     final = out_root / (output_name or path.stem)
@@ -231,7 +269,8 @@ def generate_item(path: Path, out_root: Path, opts: GenerateOptions, generator, 
         manifest = {
             "complete": True,
             "input": {"path": str(path), "sha256": file_sha256(path), "duration_s": prepared.info.duration,
-                      "has_audio": prepared.info.has_audio, "has_video": prepared.info.has_video},
+                      "has_audio": prepared.info.has_audio, "has_video": prepared.info.has_video,
+                      "transcript": None if prepared.transcript is None else str(prepared.transcript)},
             "conditioning": prepared.cond.modalities,
             "face_found_share": None if prepared.cond.face is None else prepared.cond.face.found_share,
             "notes": prepared.notes,

@@ -99,3 +99,24 @@ def tiny_corpus(tmp_path_factory) -> Path:
     build_corpus([root / "speech"], root / "corpus", SynthOptions(personalities=3, clip_frames=75),
                  report=lambda line: None)
     return root / "corpus"
+
+
+TEXT_WORDS = ("yes", "no", "so", "well", "really", "funny", "sad", "happy", "lovely", "worried", "the", "it", "was")
+
+
+@pytest.fixture(scope="session")
+def tiny_text_encoder(tmp_path_factory) -> Path:
+    """A randomly initialised one-layer BERT (hidden size 16) with a word-level vocabulary of `TEXT_WORDS`,
+    saved as a local text encoder folder the way transformers' save_pretrained writes one."""
+    transformers = pytest.importorskip("transformers")
+    import torch
+
+    folder = tmp_path_factory.mktemp("tiny_bert")
+    (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *TEXT_WORDS]) + "\n")
+    transformers.BertTokenizer(str(folder / "vocab.txt")).save_pretrained(folder)
+    config = transformers.BertConfig(vocab_size=5 + len(TEXT_WORDS), hidden_size=16, num_hidden_layers=1,
+                                     num_attention_heads=2, intermediate_size=32, max_position_embeddings=64)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        transformers.BertModel(config).save_pretrained(folder)
+    return folder

@@ -7,7 +7,8 @@ made by recording, so no speaker recording is in two splits.
 
 Written beside the REACT files:
 - ``ROOT/{split}/Speaker_features/<rel>.npz`` — the exact `Conditioning` each speaker clip was made
-  from (audio features; face features when the recording has a face), so training needs no re-extraction.
+  from (audio features; face features when the recording has a face; transcript embeddings when built
+  with a text encoder and the recording has a transcript beside it), so training needs no re-extraction.
 - ``ROOT/corpus.json`` — spec, fps, clip length, M, seeds, and per recording its source and split.
 
 Speaker clips of audio-only recordings store a neutral face (zeros) in 3D_FV_files and say so in
@@ -17,14 +18,13 @@ corpus.json (``has_face``); their Speaker_features hold audio only.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from listenerctl.atomic import atomic_file
-from listenerctl.conditioning import Conditioning
 from listenerctl.data.react import SPLITS, write_neighbours, write_react_clip, write_split_csv
 from listenerctl.emotion import emotion_from_arkit
 from listenerctl.errors import ListenerctlError
@@ -75,13 +75,6 @@ def assign_splits(durations: dict[str, float], seed: int) -> dict[str, str]:
     return split_of
 
 
-def slice_conditioning(cond: Conditioning, start: int, stop: int) -> Conditioning:
-    """Frames [start, stop) of every feature of ``cond``."""
-    def cut(part):
-        return None if part is None else type(part)(**{f.name: getattr(part, f.name)[start:stop] for f in fields(part)})
-    return Conditioning(cond.fps, stop - start, audio=cut(cond.audio), face=cut(cond.face))
-
-
 def reaction_seed(corpus_seed: int, recording_index: int, clip: int) -> int:
     """Seed of the rule listener for clip ``clip`` of the ``recording_index``-th recording (sorted by key)."""
     return corpus_seed * 1_000_003 + recording_index * 1000 + clip
@@ -99,8 +92,10 @@ def _recording_key(path: Path, taken: set[str]) -> str:
 
 
 def build_corpus(sources: list[Path], root: Path, options: SynthOptions = SynthOptions(),
-                 report: Callable[[str], None] = print) -> dict:
-    """Write the corpus under ``root``; returns the corpus card (also saved as corpus.json)."""
+                 report: Callable[[str], None] = print, text_encoder=None) -> dict:
+    """Write the corpus under ``root``; returns the corpus card (also saved as corpus.json). With a
+    ``text_encoder`` (`features.text.TextEncoder`), recordings with a transcript beside them keep its
+    embeddings in their Speaker_features (the rule listener itself does not read them)."""
     from listenerctl.pipeline import prepare_conditioning
 
     recordings = find_recordings(sources)
@@ -111,7 +106,7 @@ def build_corpus(sources: list[Path], root: Path, options: SynthOptions = SynthO
     prepared, skipped = {}, []
     for path in recordings:
         try:
-            item = prepare_conditioning(path)
+            item = prepare_conditioning(path, text_encoder=text_encoder)
         except ListenerctlError as exc:
             skipped.append({"source": str(path), "reason": str(exc)})
             report(f"skipped {path.name}: {exc}")
@@ -135,7 +130,7 @@ def build_corpus(sources: list[Path], root: Path, options: SynthOptions = SynthO
         clips = cond.num_frames // options.clip_frames
         for c in range(clips):
             start, stop = c * options.clip_frames, (c + 1) * options.clip_frames
-            clip = slice_conditioning(cond, start, stop)
+            clip = cond.slice(start, stop)
             speaker_rel = f"synth/{key}/speaker/{c:03d}"
             face = clip.face.arkit if has_face else np.zeros((options.clip_frames, 58), np.float32)
             clip_audio = None if audio is None else audio[start * 640:stop * 640]
@@ -143,7 +138,7 @@ def build_corpus(sources: list[Path], root: Path, options: SynthOptions = SynthO
             feature_path = root / split / SPEAKER_FEATURES / f"{speaker_rel}.npz"
             feature_path.parent.mkdir(parents=True, exist_ok=True)
             clip.save_npz(feature_path)
-            reactions = listener.generate(clip, options.personalities, seed=reaction_seed(options.seed, index, c)).data
+            reactions = listener.generate(listener.usable(clip), options.personalities, seed=reaction_seed(options.seed, index, c)).data
             for m, reaction in enumerate(reactions):
                 listener_rel = f"synth/{key}/listener_{m:02d}/{c:03d}"
                 write_react_clip(root, split, listener_rel, reaction, emotion_from_arkit(reaction))
@@ -158,6 +153,7 @@ def build_corpus(sources: list[Path], root: Path, options: SynthOptions = SynthO
     card = {
         "spec": "arkit58", "fps": 25.0, "clip_frames": options.clip_frames,
         "personalities": options.personalities, "seed": options.seed, "teacher": "rules",
+        "text_encoder": None if text_encoder is None else {"folder": str(text_encoder.folder), "dim": text_encoder.dim},
         "splits": {s: {"speaker_clips": len({r[0] for r in rows[s]}), "pairs": len(rows[s]),
                        "speaker_seconds": sum(r["seconds"] for r in card_recordings if r["split"] == s)}
                    for s in SPLITS},

@@ -20,10 +20,11 @@ V = ``codebook`` codes (256) plus one [MASK] state with index V. Listener motion
   ‖ p_θ(x_{t−1}|x_t)) (−log p_θ(x_0|x_1) at t = 1) plus ``aux_weight`` · cross-entropy on x_0.
 - Speaker fusion (`SpeakerFusion`): per ``downsample``-frame group, three streams — MFCC with the prosody
   columns (energy, log F0, voicing, voice activity; the teacher listens to pitch, which MFCC alone blurs),
-  the speaker's arkit58 face, and its facial differential (frame-to-frame deltas) — absent modalities are
-  zeros plus a learned absence vector; the audio stream cross-attends to the two face streams and they to
-  it (cross-modal attention), the sum passes a transformer layer → context [B, n, width].
-  Transcript embeddings are not used.
+  the speaker's arkit58 face, its facial differential (frame-to-frame deltas) and, in a checkpoint trained
+  with them (``text_dim`` > 0), transcript embeddings from a local text encoder (`features.text`; the
+  group's mean) — absent modalities are a learned absence vector; the audio stream cross-attends to the
+  other streams and they to it (cross-modal attention), the sum passes a transformer layer → context
+  [B, n, width].
 - Any length T: windows of n tokens starting every n − ``overlap_tokens`` tokens. All windows' tokens are
   sampled in two batched passes: even windows freely, then odd windows with the tokens they share with
   both neighbours pinned (token-level outpainting: at every step the pinned tokens are re-drawn from
@@ -32,7 +33,9 @@ V = ``codebook`` codes (256) plus one [MASK] state with index V. Listener motion
 
 Training (`make_train_plan`, shared trainer): the first ``vqvae_steps`` train the VQ-VAE; then it is
 frozen and the fusion network and denoiser learn the diffusion loss on its tokens. The speaker's face is
-dropped at random so that audio-only, face-only and audio+face conditioning all work.
+dropped at random so that audio-only, face-only and audio+face conditioning all work, and so is the
+transcript, so that a text-trained checkpoint also works without one. A corpus with transcript embeddings
+(`listenerctl data synth --text-encoder`) gives ``text_dim`` its embedding size; the shipped demo is trained without.
 """
 
 from __future__ import annotations
@@ -100,6 +103,8 @@ class DiffListenerConfig:
     weight_decay: float = 0.01
     face_drop: float = 0.5        # chance of hiding a present speaker face in a training window
     audio_drop: float = 0.25      # chance of hiding the audio when the face is kept
+    text_dim: int = 0             # transcript embedding channels (0: no transcript stream)
+    text_drop: float = 0.3        # chance of hiding a present transcript in a training window
 
     def __post_init__(self) -> None:
         if self.downsample < 2 or self.downsample & (self.downsample - 1):
@@ -260,8 +265,11 @@ class SpeakerFusion(nn.Module):
     """Speaker window → context [B, n, width], one position per token.
 
     Inputs (normalised, zeros where absent): audio [B, w, 43] (MFCC + prosody), face [B, w, 58] and its
-    frame-to-frame deltas [B, w, 58]; flags has_audio / has_face [B]. Each stream groups ``downsample``
-    frames per position; the audio stream cross-attends to the face and delta streams and they to it.
+    frame-to-frame deltas [B, w, 58]; flags has_audio / has_face [B]; with ``text_dim`` > 0 also
+    transcript embeddings text [B, w, E] (zeros between units) and has_text [B]. Each stream groups
+    ``downsample`` frames per position (text: the mean of the layer-normalised frame embeddings, so a
+    group half in silence counts half); the audio stream cross-attends to the
+    face, delta (and text) streams and they to it.
     """
 
     def __init__(self, cfg: DiffListenerConfig):
@@ -271,26 +279,38 @@ class SpeakerFusion(nn.Module):
         self.audio_in = nn.Linear(cfg.downsample * audio_dim, cfg.width)
         self.face_in = nn.Linear(cfg.downsample * ARKIT_DIM, cfg.width)
         self.delta_in = nn.Linear(cfg.downsample * ARKIT_DIM, cfg.width)
-        self.absent = nn.Parameter(torch.zeros(3, cfg.width))   # audio, face, delta stand-ins when absent
+        self.text_in = nn.Linear(cfg.text_dim, cfg.width) if cfg.text_dim else None
+        self.absent = nn.Parameter(torch.zeros(4 if cfg.text_dim else 3, cfg.width))  # audio, face, delta, text
         self.position = PositionalEncoding(cfg.width)
         self.audio_from_face = CrossAttentionLayer(cfg.width, cfg.width, cfg.heads)
         self.face_from_audio = CrossAttentionLayer(cfg.width, cfg.width, cfg.heads)
         self.mix = TransformerEncoder(cfg.width, cfg.fusion_layers, cfg.heads, mlp_ratio=2.0)
 
-    def _stream(self, layer: nn.Linear, frames: Tensor, present: Tensor, absent: Tensor) -> Tensor:
-        b, w, d = frames.shape
-        embedded = layer(frames.reshape(b, w // self.group, self.group * d))
-        keep = present.to(frames.dtype)[:, None, None]
+    def _stream(self, embedded: Tensor, present: Tensor, absent: Tensor) -> Tensor:
+        """Positions [B, n, width] with ``absent`` where the ``present`` [B] flag is off."""
+        keep = present.to(embedded.dtype)[:, None, None]
         return self.position(keep * embedded + (1 - keep) * absent)
 
-    def forward(self, audio: Tensor, face: Tensor, has_audio: Tensor, has_face: Tensor) -> Tensor:
+    def _grouped(self, frames: Tensor) -> Tensor:
+        """[B, w, d] → [B, n, downsample · d]: the frames of each token side by side."""
+        b, w, d = frames.shape
+        return frames.reshape(b, w // self.group, self.group * d)
+
+    def forward(self, audio: Tensor, face: Tensor, has_audio: Tensor, has_face: Tensor,
+                text: Tensor | None = None, has_text: Tensor | None = None) -> Tensor:
         delta = torch.cat([torch.zeros_like(face[:, :1]), velocity(face)], dim=1)
-        streams = [self._stream(layer, x, flag, self.absent[i]) for i, (layer, x, flag) in enumerate(
-            ((self.audio_in, audio, has_audio), (self.face_in, face, has_face), (self.delta_in, delta, has_face)))]
-        sound, visual = streams[0], torch.cat(streams[1:], dim=1)
-        sound_out = self.audio_from_face(sound, visual)
-        face_out, delta_out = self.face_from_audio(visual, sound).chunk(2, dim=1)
-        return self.mix(sound_out + face_out + delta_out)
+        inputs = [(self.audio_in(self._grouped(audio)), has_audio), (self.face_in(self._grouped(face)), has_face),
+                  (self.delta_in(self._grouped(delta)), has_face)]
+        if self.text_in is not None:      # each frame's embedding scaled to unit spread (silent frames stay 0)
+            b, w, e = text.shape
+            frames = F.layer_norm(text, (e,)).reshape(b, w // self.group, self.group, e)
+            inputs.append((self.text_in(frames.mean(2)), has_text))
+        streams = [self._stream(x, flag, self.absent[i]) for i, (x, flag) in enumerate(inputs)]
+        sound, others = streams[0], torch.cat(streams[1:], dim=1)
+        fused = self.audio_from_face(sound, others)
+        for part in self.face_from_audio(others, sound).chunk(len(streams) - 1, dim=1):
+            fused = fused + part
+        return self.mix(fused)
 
 
 class TokenDenoiser(nn.Module):
@@ -380,16 +400,22 @@ class DiffListenerModel(nn.Module):
                 "accel_true": mean_abs_acceleration(own_units(tiles))}
 
     # ---- diffusion
-    def context(self, audio: Tensor, face: Tensor, has_audio: Tensor, has_face: Tensor) -> Tensor:
-        """Speaker context [B, n, width] from normalised audio [B, w, 123] and face [B, w, 83] windows."""
-        return self.fusion(audio[..., AUDIO_COLUMNS], face[..., :ARKIT_DIM], has_audio, has_face)
+    def context(self, audio: Tensor, face: Tensor, has_audio: Tensor, has_face: Tensor,
+                text: Tensor | None = None, has_text: Tensor | None = None) -> Tensor:
+        """Speaker context [B, n, width] from normalised audio [B, w, 123] and face [B, w, 83] windows and,
+        for a model with a transcript stream, text embeddings [B, w, E] (None: no transcript)."""
+        if self.cfg.text_dim and text is None:
+            text = audio.new_zeros(*audio.shape[:2], self.cfg.text_dim)
+            has_text = torch.zeros_like(has_audio)
+        return self.fusion(audio[..., AUDIO_COLUMNS], face[..., :ARKIT_DIM], has_audio, has_face, text, has_text)
 
     def diffusion_loss(self, batch: dict, generator: torch.Generator | None = None) -> dict:
         """Phase 2: VLB term + ``aux_weight`` · x_0 cross-entropy on the frozen VQ-VAE's tokens of the
         listener windows, at steps t uniform in 1 … T (from ``generator``, else the global RNG)."""
         with torch.no_grad():
             x0 = self.tokenize(batch["listener"])
-        context = self.context(batch["audio"], batch["face"], batch["has_audio"], batch["has_face"])
+        context = self.context(batch["audio"], batch["face"], batch["has_audio"], batch["has_face"],
+                               batch.get("text"), batch.get("has_text"))
         t = torch.randint(1, self.process.steps + 1, (len(x0),), generator=generator, device=x0.device)
         x_t = self.process.noise(x0, t, generator)
         logits = self.denoiser(x_t, t, context)
@@ -422,10 +448,12 @@ class DiffListenerModel(nn.Module):
 
     @torch.no_grad()
     def generate(self, audio: Tensor | None, face: Tensor | None, num_samples: int, generator: torch.Generator,
-                 steps: int) -> Tensor:
+                 steps: int, text: tuple[Tensor, Tensor] | None = None) -> Tensor:
         """K = ``num_samples`` listener motions [K, T, 83] (own units) for raw speaker features, audio
-        [T, 123] and/or face [T, 83] on the model's device, any T >= 1: speaker padded (last frame repeated)
-        to whole windows, contexts per window, tokens by `sample_timeline`, decoded in one pass."""
+        [T, 123] and/or face [T, 83] on the model's device, any T >= 1, and optionally transcript
+        embeddings ``text`` = (table [U + 1, E] ending in a zero row, rows [T] long into it): speaker padded
+        (last frame repeated; no words) to whole windows, contexts per window, tokens by `sample_timeline`,
+        decoded in one pass."""
         cfg = self.cfg
         total = (audio if audio is not None else face).shape[0]
         n, shift = cfg.tokens, cfg.tokens - cfg.overlap_tokens
@@ -434,7 +462,12 @@ class DiffListenerModel(nn.Module):
         audio_n, face_n, has_audio, has_face = self._padded_speaker(audio, face, frames)
         starts = torch.arange(count, device=audio_n.device) * shift * cfg.downsample
         rows = starts[:, None] + torch.arange(cfg.window, device=audio_n.device)
-        contexts = torch.cat([self.context(audio_n[r], face_n[r], has_audio.expand(len(r)), has_face.expand(len(r)))
+        if text is not None:
+            table, text_rows = text[0].to(audio_n.device, torch.float32), text[1].to(audio_n.device)
+            text_rows = torch.cat([text_rows, text_rows.new_full((frames - total,), len(table) - 1)])
+        contexts = torch.cat([self.context(audio_n[r], face_n[r], has_audio.expand(len(r)), has_face.expand(len(r)),
+                                           None if text is None else table[text_rows[r]],
+                                           None if text is None else torch.ones_like(has_audio).expand(len(r)))
                               for r in rows.split(WINDOW_CHUNK)])
         tokens = self.sample_timeline(contexts, num_samples, generator, steps)
         motion = self.decode_tokens(tokens)[:, :total] * self.motion_std + self.motion_mean
@@ -502,11 +535,16 @@ class DiffListener(Generator):
         load_into(model, state, source=f"checkpoint {path}")
         return cls(model.to(device), steps, {"checkpoint": str(path), "sha256": card["sha256"]})
 
+    @property
+    def text_dim(self) -> int:
+        return self.model.cfg.text_dim
+
     def generate(self, cond: Conditioning, num_samples: int, seed: int) -> Motion:
         self.check_request(cond, num_samples)
         device = self.model.motion_mean.device
         generator = torch.Generator(device).manual_seed(seed)
-        motion = self.model.generate(*speaker_tensors(cond, device), num_samples, generator, self.steps)
+        text = None if cond.text is None else (torch.from_numpy(cond.text.table()), torch.from_numpy(cond.text.rows()))
+        motion = self.model.generate(*speaker_tensors(cond, device), num_samples, generator, self.steps, text)
         return Motion(motion[..., :ARKIT_DIM].cpu().numpy(), self.spec, cond.fps)
 
     def describe(self) -> dict:
@@ -526,20 +564,24 @@ def held_out_tiles(source: WindowSource, cfg: DiffListenerConfig) -> Tensor:
 
 def make_train_plan(data: Path, device: str = "cpu", seed: int = 0, **config_overrides):
     """The `TrainPlan` for the shared trainer on the corpus at ``data`` (its train split; val is held out).
-    Held-out REACT metrics (K = 10, and with the speaker clips' conditioning rotated by one: the
-    speaker-shuffle control) are computed only once the diffusion phase has trained."""
+    A corpus with transcript embeddings sets ``text_dim`` (unless overridden). Held-out REACT metrics
+    (K = 10, and with the speaker clips' conditioning rotated by one: the speaker-shuffle control) are
+    computed only once the diffusion phase has trained."""
     from listenerctl.evaluate import Predictions, score
     from listenerctl.train import TrainPlan, config_with
 
-    cfg = config_with(DiffListenerConfig, config_overrides, NAME)
     train, val = listener_splits(data, NAME)
+    stats = feature_statistics(train)
+    source, held_out = (WindowSource.from_corpus(c, stats, device) for c in (train, val))
+    cfg = config_with(DiffListenerConfig, {"text_dim": source.text_dim, **config_overrides}, NAME)
+    if cfg.text_dim and (source.text_dim != cfg.text_dim or held_out.text_dim not in (0, cfg.text_dim)):
+        raise ListenerctlError(f"the corpus at {data} has {source.text_dim}-channel transcript embeddings in train "
+                               f"and {held_out.text_dim} in val; text_dim is {cfg.text_dim}.")
     torch.manual_seed(seed)
     model = DiffListenerModel(cfg)
-    stats = feature_statistics(train)
     for name, values in stats.items():
         getattr(model, name).copy_(torch.from_numpy(values))
     model.to(device)
-    source, held_out = (WindowSource.from_corpus(c, stats, device) for c in (train, val))
     optimizers = [torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
                   for params in (model.vqvae_parameters(), model.diffusion_parameters())]
     phase = {"diffusion": False, "diffusion_trained": False}
@@ -560,7 +602,7 @@ def make_train_plan(data: Path, device: str = "cpu", seed: int = 0, **config_ove
     def batches() -> Iterator[dict]:
         rng = np.random.default_rng(seed)
         while True:
-            yield source.batch(rng, cfg.batch_size, cfg.window, cfg.face_drop, cfg.audio_drop)
+            yield source.batch(rng, cfg.batch_size, cfg.window, cfg.face_drop, cfg.audio_drop, cfg.text_drop)
 
     def evaluate() -> dict:
         metrics = {f"val_{k}": v for k, v in model.vqvae_report(held_out_tiles(held_out, cfg)).items()}
@@ -570,7 +612,7 @@ def make_train_plan(data: Path, device: str = "cpu", seed: int = 0, **config_ove
         metrics.update({f"val_{k}": v for k, v in model.diffusion_loss(
             batch, torch.Generator(device).manual_seed(seed + 1)).items() if k != "loss"})
         generator = DiffListener(model)
-        conds = [clip.cond for clip in val.clips]
+        conds = [generator.usable(clip.cond) for clip in val.clips]
         for label, order in (("", conds), ("_shuffled", conds[1:] + conds[:1])):
             motion = np.stack([generator.generate(c, EVAL_SAMPLES, seed + i).data for i, c in enumerate(order)])
             react = score(Predictions(NAME, motion), val)

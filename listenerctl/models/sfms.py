@@ -410,7 +410,7 @@ def make_train_plan(data: Path, device: str = "cpu", seed: int = 0, **config_ove
                                 EVAL_WINDOWS, cfg)
             metrics.update({f"val_{k}": v for k, v in model.prediction_loss(batch).items() if k != "loss"})
             generator = SFMSListener(model)
-            motion = np.stack([generator.generate(clip.cond, EVAL_SAMPLES, seed + i).data
+            motion = np.stack([generator.generate(generator.usable(clip.cond), EVAL_SAMPLES, seed + i).data
                                for i, clip in enumerate(val.clips)])
             react = score(Predictions(NAME, motion), val)
             metrics.update({f"val_{name}_k{EVAL_SAMPLES}": value for name, value in react.items()})
