@@ -54,6 +54,12 @@ def test_srt_vtt_and_json_give_the_same_units(tmp_path):
         assert _units(tmp_path / f"a.{suffix}") == UNITS
 
 
+def test_windows_line_ends_byte_order_mark_and_vtt_notes_are_read(tmp_path):
+    (tmp_path / "a.srt").write_bytes(b"\xef\xbb\xbf" + SRT.replace("\n", "\r\n").encode())
+    (tmp_path / "a.vtt").write_text(VTT.replace("WEBVTT\n", "WEBVTT\n\nNOTE made by hand\nfor the test\n"))
+    assert _units(tmp_path / "a.srt") == _units(tmp_path / "a.vtt") == UNITS
+
+
 def test_whisper_json_with_timed_words_gives_word_units(tmp_path):
     whisper = {"text": "yes really", "segments": [
         {"start": 0.0, "end": 2.0, "text": " yes really",
