@@ -12,9 +12,11 @@ from typing import Iterator
 
 @contextmanager
 def atomic_file(path: str | Path, mode: str = "wb") -> Iterator:
-    """Open a temporary file beside ``path``; on success rename it to ``path``, on error remove it."""
+    """Open a temporary file beside ``path``; on success rename it to ``path`` (readable by all, like any
+    other output: mkstemp makes it private), on error remove it."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.fchmod(fd, 0o644)
     try:
         with os.fdopen(fd, mode) as fh:
             yield fh
