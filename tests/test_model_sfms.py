@@ -17,8 +17,9 @@ from listenerctl.features.audio import extract_audio
 from listenerctl.media import load_audio
 from listenerctl.models import load_generator
 from listenerctl.models.sfms import SFMSConfig, SFMSListener, make_train_plan, temperature_at, token_batch
-from listenerctl.models.sfms_keyframes import (KeyframeTokenizer, gumbel_top_k, hard_k_hot, nearest_keyframe_offset,
-                                               relaxed_k_hot, uniform_k_hot)
+from listenerctl.models.sfms_keyframes import (Inpainter, KeyframeTokenizer, gumbel_top_k, hard_k_hot,
+                                               nearest_keyframe_offset, neighbour_keyframes, relaxed_k_hot,
+                                               uniform_k_hot)
 
 
 SHIPPED = ROOT / "checkpoints" / "sfms.safetensors"
@@ -55,6 +56,35 @@ def test_static_selection_and_nearest_keyframe_offsets():
     offset = nearest_keyframe_offset(mask)
     assert offset[0].tolist() == [-2, -1, 0, 1, 2, -2, -1, 0, 1, 2]
     assert (offset[1] == offset[1, 0]).all() and offset[1, 0] > 10          # no keyframe in the window
+
+
+def test_neighbour_keyframes_bracket_every_frame():
+    mask = torch.zeros(3, 8)
+    mask[0, [2, 5]] = 1
+    mask[2, 0] = 1                                                           # row 1: no keyframe
+    previous, following, before, after = neighbour_keyframes(mask)
+    assert previous[0].tolist() == [2, 2, 2, 2, 2, 5, 5, 5]                 # none before frame 2: the next one
+    assert following[0].tolist() == [2, 2, 2, 5, 5, 5, 5, 5]                # none after frame 5: the previous one
+    assert before[0].tolist() == [-2, -1, 0, 1, 2, 0, 1, 2] and after[0].tolist() == [2, 1, 0, 2, 1, 0, -1, -2]
+    assert (before[1] == before[1, 0]).all() and before[1, 0] > 8 and (previous[1] == 0).all()
+    assert (previous[2] == 0).all() and (following[2] == 0).all() and before[2].tolist() == list(range(8))
+
+
+def test_inpainter_reads_the_codes_of_both_bracketing_keyframes():
+    torch.manual_seed(0)                      # no transformer layers: each frame sees only its own input
+    inpainter = Inpainter(code_dim=4, dim=6, width=16, layers=0, heads=2, position_dim=8).eval()
+    mask = torch.zeros(1, 12)
+    mask[0, [3, 9]] = 1
+    codes = torch.randn(1, 12, 4)
+    with torch.no_grad():
+        rebuilt = inpainter(mask, codes)
+        unkept = codes.clone()
+        unkept[0, [0, 5, 11]] = 7.0                                         # codes of transition frames
+        assert torch.equal(inpainter(mask, unkept), rebuilt)                # are never read
+        changed = codes.clone()
+        changed[0, 9] += 1.0                                                # the later keyframe's code
+        moved = (inpainter(mask, changed) - rebuilt).abs().amax(dim=-1)[0]
+    assert (moved[4:] > 0).all() and (moved[:3] == 0).all()     # reaches the frames after keyframe 3 only
 
 
 def test_tokens_hold_k_keyframes_with_256_codes_and_decode():

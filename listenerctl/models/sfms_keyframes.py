@@ -12,9 +12,9 @@ channels, c = len(levels) FSQ channels (levels [4, 4, 4, 4] give 256 codes).
 - Keyframe codes: a transformer encoder over the whole window that also sees the selection (per frame
   the mask and the offset to the nearest keyframe, so that a keyframe's code can summarise the frames it
   stands for), FSQ per frame; only the codes of the selected frames reach the inpainter.
-- `Inpainter`: a transformer that rebuilds every frame of the window from the keyframe codes and, per
-  frame, the concatenated sinusoidal encodings of its absolute position and of its signed offset to the
-  nearest keyframe.
+- `Inpainter`: a transformer that rebuilds every frame of the window from the keyframe codes; per frame
+  it is given the codes of the keyframes before and after it and the concatenated sinusoidal encodings of
+  its absolute position and of its offsets to those two keyframes.
 - Selection modes for the reconstruction ablation: ``learned`` (the scorer), ``static`` (k uniformly
   spaced frames) and ``dense`` (every frame a keyframe: per-frame FSQ).
 """
@@ -87,6 +87,24 @@ def nearest_keyframe_offset(mask: Tensor) -> Tensor:
     return torch.where(mask.sum(dim=-1, keepdim=True) > 0.5, offset, torch.full_like(offset, NO_KEYFRAME_OFFSET))
 
 
+def neighbour_keyframes(mask: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Each frame's previous keyframe (at or before it) and next keyframe (at or after it) in ``mask``
+    [B, w] (> 0.5): their indices [B, w] and the offsets t − previous, next − t [B, w] (frames). A frame
+    with keyframes on one side only takes that side's keyframe for both; in windows without keyframes the
+    indices are 0 and the offsets `NO_KEYFRAME_OFFSET`."""
+    w = mask.shape[-1]
+    frames = torch.arange(w, device=mask.device).expand_as(mask)
+    is_key = mask > 0.5
+    previous = torch.where(is_key, frames, -1).cummax(dim=-1).values
+    following = torch.where(is_key, frames, w).flip(-1).cummin(dim=-1).values.flip(-1)
+    previous, following = torch.where(previous < 0, following, previous), torch.where(following >= w, previous, following)
+    empty = ~is_key.any(dim=-1, keepdim=True)
+    previous, following = previous.masked_fill(empty, 0), following.masked_fill(empty, 0)
+    before = (frames - previous).masked_fill(empty, NO_KEYFRAME_OFFSET)
+    after = (following - frames).masked_fill(empty, NO_KEYFRAME_OFFSET)
+    return previous, following, before, after
+
+
 class KeyframeScorer(nn.Module):
     """Frames [B, w, D] → keyframe scores [B, w]: Conv1d (kernel 5), GELU, a transformer, a linear map."""
 
@@ -105,21 +123,26 @@ class KeyframeScorer(nn.Module):
 class Inpainter(nn.Module):
     """Keyframe mask [B, w] (straight-through values) and codes [B, w, c] → frames [B, w, D].
 
-    Per frame the input is [mask · code, mask, sin(absolute position), sin(offset to nearest keyframe)]
-    (each encoding ``position_dim`` wide), mapped linearly into a transformer over the window."""
+    Per frame the input is [mask · code, mask, sin(absolute position)] and, for its previous and its next
+    keyframe (`neighbour_keyframes`), [that keyframe's mask · code, sin(offset to it)] (each encoding
+    ``position_dim`` wide), mapped linearly into a transformer over the window: every frame starts from the
+    two keyframes it lies between, wherever the scorer put them."""
 
     def __init__(self, code_dim: int, dim: int, width: int, layers: int, heads: int, position_dim: int):
         super().__init__()
         self.position_dim = position_dim
-        self.inp = nn.Linear(code_dim + 1 + 2 * position_dim, width)
+        self.inp = nn.Linear(3 * code_dim + 1 + 3 * position_dim, width)
         self.body = TransformerEncoder(width, layers, heads, mlp_ratio=2.0)
         self.out = nn.Linear(width, dim)
 
     def forward(self, mask: Tensor, codes: Tensor) -> Tensor:
         frames = torch.arange(mask.shape[-1], device=mask.device).expand_as(mask)
         encode = lambda p: sinusoidal_encoding(p, self.position_dim, POSITION_PERIOD)  # noqa: E731
-        offset = nearest_keyframe_offset(mask.detach())
-        x = torch.cat([codes * mask[..., None], mask[..., None], encode(frames), encode(offset)], dim=-1)
+        kept = codes * mask[..., None]
+        previous, following, before, after = neighbour_keyframes(mask.detach())
+        gather = lambda index: kept.gather(1, index[..., None].expand_as(kept))  # noqa: E731
+        x = torch.cat([kept, mask[..., None], encode(frames), gather(previous), encode(before), gather(following),
+                       encode(after)], dim=-1)
         return self.out(self.body(self.inp(x)))
 
 
