@@ -4,16 +4,22 @@ keyframes vs learned keyframes at k = 3, 7, 10 per 48-frame window.
 Every variant is the sfms tokenizer (same encoder, FSQ levels, inpainter, seed and batches) trained for
 the same number of steps with the shared trainer; only the keyframe selection differs. The score is the
 reconstruction MSE of the normalised arkit58 frames of every whole 48-frame window of the held-out test
-split's reactions. Writes a Markdown table (default docs/sfms_ablation.md) and prints it.
+split's reactions. With several ``--seeds`` every variant is trained once per seed (initialisation,
+batches and Gumbel noise) and the table gives the mean MSE and, per k, the learned / static ratio of every
+seed. ``--jobs`` trains that many variants at once, each in its own process on one CPU thread.
+Writes a Markdown table (default docs/sfms_ablation.md) and prints it.
 
-    OMP_NUM_THREADS=1 python benchmarks/sfms_ablation.py --data /work/corpus --steps 400 --batch-size 32
+    python benchmarks/sfms_ablation.py --data /work/corpus --steps 2000 --seeds 0 1 2 --jobs 2
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import statistics
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
@@ -42,59 +48,87 @@ def test_windows(data: Path, window: int) -> torch.Tensor:
     return tiles[..., :ARKIT_DIM].flatten(0, 1)
 
 
-def test_mse(model, frames: torch.Tensor) -> float:
-    """Reconstruction MSE of ``model``'s tokenizer over ``frames`` [N, w, 58]."""
-    model.eval()
+def test_mse(model, frames: torch.Tensor, uniform: bool = False) -> float:
+    """Reconstruction MSE of ``model``'s tokenizer over ``frames`` [N, w, 58]: through its own keyframes, or
+    with ``uniform`` through the static selection's uniformly spaced ones instead."""
+    tokenizer = model.tokenizer.eval()
+    errors = []
     with torch.no_grad():
-        errors = [(model.tokenizer.reconstruct(chunk) - chunk).pow(2).sum() for chunk in frames.split(512)]
+        for chunk in frames.split(512):
+            mask = tokenizer.static_mask.expand(len(chunk), -1) if uniform else tokenizer.select(chunk)
+            errors.append((tokenizer.inpainter(mask, tokenizer.encode(chunk, mask)[0]) - chunk).pow(2).sum())
     return float(sum(errors) / frames.numel())
+
+
+def train_variant(data: Path, steps: int, batch_size: int, seed: int, selection: str,
+                  k: int) -> tuple[float, float, float]:
+    """Train one tokenizer variant on one CPU thread; return its test MSE, the test MSE of the same model
+    through uniformly spaced keyframes, and the training seconds."""
+    from listenerctl.models.sfms import make_train_plan
+    from listenerctl.train import run_training
+
+    torch.set_num_threads(1)
+    plan = make_train_plan(data, seed=seed, selection=selection, keyframes=k, tokenizer_steps=steps,
+                           batch_size=batch_size)
+    with tempfile.TemporaryDirectory() as tmp:
+        began = time.perf_counter()
+        run_training(plan, steps, Path(tmp) / "tokenizer", log_every=max(1, steps // 4), seed=seed)
+        seconds = time.perf_counter() - began
+    frames = test_windows(data, 48)
+    return test_mse(plan.model, frames), test_mse(plan.model, frames, uniform=True), seconds
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("/work/corpus"))
-    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--jobs", type=int, default=1, help="variants trained at once, one CPU thread each")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "sfms_ablation.md")
     args = parser.parse_args()
-    torch.set_num_threads(1)
 
-    from listenerctl.models.sfms import make_train_plan
-    from listenerctl.train import run_training
+    runs = [(seed, label, selection, k) for seed in args.seeds for label, selection, k in variants()]
+    mse: dict[tuple[str, int], float] = {}          # (label, seed) → test MSE
+    uniform: dict[tuple[str, int], float] = {}      # (label, seed) → test MSE through uniform keyframes
+    seconds: dict[str, list[float]] = {}
+    with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(train_variant, args.data, args.steps, args.batch_size, seed, selection, k)
+                   for seed, _, selection, k in runs]
+        for (seed, label, _, _), future in zip(runs, futures):
+            mse[label, seed], uniform[label, seed], took = future.result()
+            seconds.setdefault(label, []).append(took)
+            print(f"seed {seed} {label}: test MSE {mse[label, seed]:.4f}, through uniform keyframes "
+                  f"{uniform[label, seed]:.4f} ({took:.0f} s)", flush=True)
 
-    frames = test_windows(args.data, 48)
-    results = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for label, selection, k in variants():
-            plan = make_train_plan(args.data, seed=0, selection=selection, keyframes=k, tokenizer_steps=args.steps,
-                                   batch_size=args.batch_size)
-            began = time.perf_counter()
-            run_training(plan, args.steps, Path(tmp) / f"{selection}{k}", log_every=max(1, args.steps // 4))
-            seconds = time.perf_counter() - began
-            mse = test_mse(plan.model, frames)
-            results.append((label, k, mse, seconds))
-            print(f"{label}: test MSE {mse:.4f} ({seconds:.0f} s)", flush=True)
-
-    by_label = {label: mse for label, _, mse, _ in results}
+    seeds = ", ".join(map(str, args.seeds))
     lines = [
         "# SFMS reconstruction ablation (cf. the paper's Table III)",
         "",
-        f"Produced by `OMP_NUM_THREADS=1 python benchmarks/sfms_ablation.py --data {args.data} --steps {args.steps} "
-        f"--batch-size {args.batch_size}` (one CPU thread on a shared, loaded 2-core machine: the seconds are "
-        "indicative only).",
+        f"Produced by `python benchmarks/sfms_ablation.py --data {args.data} --steps {args.steps} "
+        f"--batch-size {args.batch_size} --seeds {' '.join(map(str, args.seeds))} --jobs {args.jobs}` (each "
+        f"variant on one CPU thread, {args.jobs} at once: the seconds are indicative only).",
         "",
         f"Each row trains the sfms keyframe tokenizer for {args.steps} steps (batches of {args.batch_size} windows "
-        "of 48 frames, seed 0, same architecture, batches and annealing) on the train split and reports the reconstruction "
-        "MSE of the normalised arkit58 frames (per-channel z-scores of the training set) over every whole "
-        "48-frame window of the held-out test split's reactions. Lower is better; the ratio compares learned "
-        "with static keyframes at equal k.",
+        f"of 48 frames, same architecture, batches and annealing for every row of a seed; seeds {seeds}) on the "
+        "train split and reports the reconstruction MSE of the normalised arkit58 frames (per-channel z-scores of "
+        "the training set) over every whole 48-frame window of the held-out test split's reactions, averaged over "
+        "the seeds. Lower is better; the ratio compares learned with static keyframes at equal k and equal seed, "
+        "one value per seed. The last MSE column feeds each learned model uniformly spaced keyframes instead of "
+        "its own: how much its selection matters to its own encoder and inpainter.",
         "",
-        "| tokenizer | keyframes / 48 frames | test MSE ↓ | learned / static | training s |",
-        "|---|---:|---:|---:|---:|",
+        "| tokenizer | keyframes / 48 frames | test MSE ↓ | learned / static, per seed "
+        "| same model, uniform keyframes: test MSE | training s |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
-    for label, k, mse, seconds in results:
-        ratio = f"{mse / by_label[f'static k={k}']:.3f}" if label.startswith("learned") else ""
-        lines.append(f"| {label} | {k} | {mse:.4f} | {ratio} | {seconds:.0f} |")
+    for label, selection, k in variants():
+        ratio, through_uniform = "", ""
+        if selection == "learned":
+            ratio = ", ".join(f"{mse[label, seed] / mse[f'static k={k}', seed]:.3f}" for seed in args.seeds)
+            through_uniform = f"{statistics.fmean(uniform[label, seed] for seed in args.seeds):.4f}"
+        mean = statistics.fmean(mse[label, seed] for seed in args.seeds)
+        lines.append(f"| {label} | {k} | {mean:.4f} | {ratio} | {through_uniform} "
+                     f"| {statistics.fmean(seconds[label]):.0f} |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
