@@ -55,8 +55,8 @@ def test_mse(model, frames: torch.Tensor, uniform: bool = False) -> float:
     errors = []
     with torch.no_grad():
         for chunk in frames.split(512):
-            mask = tokenizer.static_mask.expand(len(chunk), -1) if uniform else tokenizer.select(chunk)
-            errors.append((tokenizer.inpainter(mask, tokenizer.encode(chunk, mask)[0]) - chunk).pow(2).sum())
+            mask = tokenizer.static_mask.expand(len(chunk), -1) if uniform else None
+            errors.append((tokenizer.reconstruct(chunk, mask) - chunk).pow(2).sum())
     return float(sum(errors) / frames.numel())
 
 

@@ -75,18 +75,6 @@ def uniform_k_hot(window: int, k: int) -> Tensor:
     return torch.zeros(window).index_fill_(0, positions, 1.0)
 
 
-def nearest_keyframe_offset(mask: Tensor) -> Tensor:
-    """Signed offset [B, w] (frames) of each frame from its nearest keyframe (``mask`` [B, w] > 0.5);
-    `NO_KEYFRAME_OFFSET` in windows without keyframes. Ties go to the earlier keyframe."""
-    w = mask.shape[-1]
-    frames = torch.arange(w, device=mask.device)
-    gap = (frames[:, None] - frames[None, :]).abs().float()              # [w frame, w key]
-    gap = gap.masked_fill(~(mask[:, None, :] > 0.5), float("inf"))       # [B, w, w]
-    nearest = gap.argmin(dim=-1)
-    offset = frames - nearest
-    return torch.where(mask.sum(dim=-1, keepdim=True) > 0.5, offset, torch.full_like(offset, NO_KEYFRAME_OFFSET))
-
-
 def neighbour_keyframes(mask: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Each frame's previous keyframe (at or before it) and next keyframe (at or after it) in ``mask``
     [B, w] (> 0.5): their indices [B, w] and the offsets t − previous, next − t [B, w] (frames). A frame
@@ -97,12 +85,21 @@ def neighbour_keyframes(mask: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     is_key = mask > 0.5
     previous = torch.where(is_key, frames, -1).cummax(dim=-1).values
     following = torch.where(is_key, frames, w).flip(-1).cummin(dim=-1).values.flip(-1)
-    previous, following = torch.where(previous < 0, following, previous), torch.where(following >= w, previous, following)
+    previous, following = (torch.where(previous < 0, following, previous),
+                           torch.where(following >= w, previous, following))
     empty = ~is_key.any(dim=-1, keepdim=True)
     previous, following = previous.masked_fill(empty, 0), following.masked_fill(empty, 0)
     before = (frames - previous).masked_fill(empty, NO_KEYFRAME_OFFSET)
     after = (following - frames).masked_fill(empty, NO_KEYFRAME_OFFSET)
     return previous, following, before, after
+
+
+def nearest_keyframe_offset(mask: Tensor) -> Tensor:
+    """Signed offset t − nearest keyframe [B, w] (frames) of each frame (``mask`` [B, w] > 0.5), from
+    `neighbour_keyframes`; `NO_KEYFRAME_OFFSET` in windows without keyframes. Ties go to the earlier
+    keyframe."""
+    _, _, before, after = neighbour_keyframes(mask)
+    return torch.where(before <= after, before, -after)
 
 
 class KeyframeScorer(nn.Module):
@@ -190,9 +187,10 @@ class KeyframeTokenizer(nn.Module):
             return self.static_mask.expand(frames.shape[0], -1)
         return hard_k_hot(self.scorer(frames).detach(), self.keyframes)
 
-    def reconstruct(self, frames: Tensor) -> Tensor:
-        """Frames [B, w, D] → their rebuild [B, w, D] from the deterministic keyframes."""
-        mask = self.select(frames)
+    def reconstruct(self, frames: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Frames [B, w, D] → their rebuild [B, w, D] through the keyframes of ``mask`` [B, w] (straight-through
+        values), by default the deterministic ones of `select`."""
+        mask = self.select(frames) if mask is None else mask
         return self.inpainter(mask, self.encode(frames, mask)[0])
 
     def tokens(self, frames: Tensor) -> Tensor:
@@ -221,7 +219,7 @@ class KeyframeTokenizer(nn.Module):
             return {"loss": mse, "recon": mse.detach()}
         scores = self.scorer(frames)
         mask = gumbel_top_k(scores, self.keyframes, temperature, noise)
-        mse = F.mse_loss(self.inpainter(mask, self.encode(frames, mask)[0]), frames)
+        mse = F.mse_loss(self.reconstruct(frames, mask), frames)
         terms = {"loss": mse, "recon": mse.detach()}
         if best_of > 0:
             target = self._best_selection(frames, scores.detach(), best_of)
@@ -236,6 +234,6 @@ class KeyframeTokenizer(nn.Module):
         perturbed = scores + gumbel_noise((samples, b, w), device=scores.device)
         candidates = torch.cat([hard_k_hot(perturbed, self.keyframes), self.static_mask.expand(1, b, w)])
         masks, repeated = candidates.flatten(0, 1), frames.repeat(samples + 1, 1, 1)
-        rebuilt = self.inpainter(masks, self.encode(repeated, masks)[0])
+        rebuilt = self.reconstruct(repeated, masks)
         error = (rebuilt.view(samples + 1, b, w, -1) - frames).pow(2).mean(dim=(2, 3))   # [S + 1, B]
         return candidates[error.argmin(dim=0), torch.arange(b, device=frames.device)]
