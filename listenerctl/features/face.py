@@ -313,8 +313,15 @@ def extract_face(video_path: str | Path, fps: float = 25.0, num_frames: int | No
     if not found.any():
         raise NoFaceError(f"no face found in any frame of {video_path.name}; the speaker's face must be visible "
                           "and at least roughly frontal to use it.")
+    return face_features(arkit, found)
+
+
+def face_features(arkit: np.ndarray, found: np.ndarray) -> FaceFeatures:
+    """FaceFeatures of one person's raw per-frame arkit58 [T, 58] (NaN rows where ``found`` [T] is False, at
+    least one found): lost frames interpolated (`fill_missing`), head translation made relative to the
+    median head position over the found frames (a motion like the rotations, not a camera-frame position)."""
     arkit = fill_missing(arkit, found)
-    arkit[:, -3:] -= np.median(arkit[found, -3:], axis=0)  # translation relative to the clip's resting head
+    arkit[:, -3:] -= np.median(arkit[found, -3:], axis=0)
     return FaceFeatures(arkit=arkit, emotion=emotion_from_arkit(arkit), found=found)
 
 
