@@ -2,7 +2,8 @@
 
     OUT/trials.csv         every answered real trial, un-blinded, with an ``excluded`` flag
     OUT/participants.csv   per participant: trials answered, attention checks answered and failed, excluded
-    OUT/conditions.csv     rating: mean rating per model (all recordings, 95 % interval) and per model × recording;
+    OUT/conditions.csv     rating: mean rating per model (recording "all", with 95 % interval) and per model ×
+                           recording (mean, sd, n);
                            2afc: each model's win share (95 % interval, p against 50 %)
     OUT/comparisons.csv    rating: paired differences per model pair; 2afc: preference share per pair
     OUT/summary.json       all of the above plus design, exclusion rule, bootstrap settings and method
@@ -74,10 +75,10 @@ def analyse(answers: Answers, bootstrap: int = 2000, seed: int = 0) -> Analysis:
         model = np.array([m_index[r["model"]] for r in rows])
         rating = np.array([r["rating"] for r in rows], float)
         conditions, comparisons = rating_statistics(participant, recording, model, rating, answers.models, resamples)
-        per_recording = []  # plain descriptives per model × recording (one recording: no recording resampling)
+        per_recording = []  # plain descriptives per model, over all recordings ("all") and per recording
         for m, name in enumerate(answers.models):
-            for i, rec in enumerate(answers.recordings):
-                cell = (model == m) & (recording == i)
+            for i, rec in [(None, "all"), *enumerate(answers.recordings)]:
+                cell = (model == m) & ((recording == i) if i is not None else True)
                 if cell.any():
                     values = rating[cell]
                     per_recording.append({"model": name, "recording": rec, "mean": float(values.mean()),
@@ -104,11 +105,12 @@ def _estimate_fields(name: str, e: Estimate, test: bool = True) -> dict:
 def condition_rows(analysis: Analysis) -> list[dict]:
     """Rows of conditions.csv (see module docstring)."""
     if analysis.answers.design == "rating":
-        overall = [{"model": c.model, "recording": "all", **_estimate_fields("mean", c.mean, test=False),
-                    "sd": "", "n": c.ratings, "participants": c.participants} for c in analysis.conditions]
-        return overall + [{"model": r["model"], "recording": r["recording"], "mean": r["mean"], "ci_low": "",
-                           "ci_high": "", "sd": r["sd"], "n": r["n"], "participants": r["participants"]}
-                          for r in analysis.per_recording]
+        interval = {c.model: c.mean for c in analysis.conditions}  # over all recordings only
+        rows = [{"model": r["model"], "recording": r["recording"], "mean": r["mean"],
+                 "ci_low": interval[r["model"]].low if r["recording"] == "all" else "",
+                 "ci_high": interval[r["model"]].high if r["recording"] == "all" else "",
+                 "sd": r["sd"], "n": r["n"], "participants": r["participants"]} for r in analysis.per_recording]
+        return sorted(rows, key=lambda r: r["recording"] != "all")  # the models' overall rows first
     return [{"model": m, **_estimate_fields("win_share", e)} for m, e in analysis.conditions.items()]
 
 
@@ -186,32 +188,36 @@ def plot(analysis: Analysis):
     rows = [r for r in analysis.answers.trials if not r["excluded"]]
     rng = np.random.default_rng(0)  # jitter only
     if analysis.answers.design == "rating":
-        fig, ax = plt.subplots(figsize=(1.6 + 1.2 * len(analysis.conditions), 4))
+        scale = analysis.answers.study["scale"]
+        fig, ax = plt.subplots(figsize=(max(4.5, 1.6 + 1.2 * len(analysis.conditions)), 4))
         for x, c in enumerate(analysis.conditions):
             values = np.array([r["rating"] for r in rows if r["model"] == c.model], float)
             ax.scatter(x + rng.uniform(-0.25, 0.25, values.size), values + rng.uniform(-0.15, 0.15, values.size),
-                       s=8, alpha=0.3, color="0.5", linewidths=0)
+                       s=8, alpha=0.5, color="0.5", linewidths=0)
             ax.errorbar(x, c.mean.value, [[c.mean.value - c.mean.low], [c.mean.high - c.mean.value]], fmt="o",
                         color="C0", capsize=6, markersize=8, linewidth=2)
         ax.set_xticks(range(len(analysis.conditions)), [c.model for c in analysis.conditions])
-        ax.set_ylabel(f"rating (1–{analysis.answers.study['scale']})")
-        ax.set_title("ratings per model: mean, 95 % interval, individual ratings")
+        ax.set_yticks(range(1, scale + 1))
+        ax.set_ylim(0.5, scale + 0.5)
+        ax.set_ylabel(f"rating (1–{scale})")
+        ax.set_title("ratings per model\nmean with 95 % interval; grey: individual ratings", fontsize=10)
     else:
-        fig, ax = plt.subplots(figsize=(6, 1.2 + 0.6 * len(analysis.comparisons)))
+        fig, ax = plt.subplots(figsize=(6.5, 1.8 + 0.6 * len(analysis.comparisons)))
         for y, c in enumerate(analysis.comparisons):
             per_participant = []
             for p in analysis.participants:
                 mine = [r for r in rows if r["participant"] == p and {r["left_model"], r["right_model"]} == {c.a, c.b}]
                 if mine:
                     per_participant.append(np.mean([r["chosen_model"] == c.a for r in mine]))
-            ax.scatter(per_participant, y + rng.uniform(-0.2, 0.2, len(per_participant)), s=10, alpha=0.3,
+            ax.scatter(per_participant, y + rng.uniform(-0.2, 0.2, len(per_participant)), s=10, alpha=0.5,
                        color="0.5", linewidths=0)
             ax.errorbar(c.share.value, y, xerr=[[c.share.value - c.share.low], [c.share.high - c.share.value]],
                         fmt="o", color="C0", capsize=6, markersize=8, linewidth=2)
         ax.axvline(0.5, color="0.3", linestyle="--", linewidth=1)
         ax.set_yticks(range(len(analysis.comparisons)), [f"{c.a} over {c.b}" for c in analysis.comparisons])
         ax.set_xlim(-0.02, 1.02)
+        ax.set_ylim(len(analysis.comparisons) - 0.5, -0.5)
         ax.set_xlabel("share of trials in which the first model was chosen")
-        ax.set_title("preference per pair: share, 95 % interval, participants")
+        ax.set_title("preference per pair\nshare with 95 % interval; grey: each participant's share", fontsize=10)
     fig.tight_layout()
     return fig

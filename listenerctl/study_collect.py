@@ -77,6 +77,9 @@ def load_study(key: Path) -> tuple[dict, dict[str, dict], dict[str, dict[str, tu
     if not study_path.is_file():
         raise ListenerctlError(f"{study_path} not found; --key must be the key.csv inside a folder `study make` wrote.")
     study = json.loads(study_path.read_text())
+    if "study" not in study or "design" not in study:
+        raise ListenerctlError(f"{study_path} was written by an older `study make` without a study id and design; "
+                               "make the study again.")
     stimuli = {row["stimulus"]: row for _, row in read_csv(key, KEY_FIELDS)}
     orders: dict[str, dict[str, tuple[str, ...]]] = defaultdict(dict)
     for _, row in read_csv(folder / "orders.csv", ORDER_FIELDS):
@@ -109,9 +112,9 @@ def read_answers(files: list[Path], key: Path, allow_missing: bool = False, max_
                                        f"study {study['study']!r}; use the key of the study that made them.")
             if participant not in orders:
                 raise ListenerctlError(f"{where}: participant {participant!r} is not in {key.parent / 'orders.csv'}.")
-            shown = (row["left"], row["right"]) if design == "2afc" else orders[participant].get(trial, ("?",))
-            if orders[participant].get(trial) != shown:
-                showing = f" showing {shown[0]} | {shown[1]}" if design == "2afc" else ""
+            videos = orders[participant].get(trial)
+            if videos is None or (design == "2afc" and videos != (row["left"], row["right"])):
+                showing = f" showing {row['left']} | {row['right']}" if design == "2afc" else ""
                 raise ListenerctlError(f"{where}: trial {trial}{showing} is not in participant {participant}'s order.")
             if (participant, trial) in seen:
                 raise ListenerctlError(f"{where}: participant {participant} answered trial {trial} twice (also in "
@@ -127,10 +130,10 @@ def read_answers(files: list[Path], key: Path, allow_missing: bool = False, max_
     if not trials:
         raise ListenerctlError("the answer files hold no answers to real trials.")
     incomplete = _incomplete(orders, seen, allow_missing)
-    records = [CheckRecord(p, len(check_answers[p]), sorted(t for t, a in check_answers[p].items()
-                                                           if a != checks[t]["expected"]), False)
-               for p in sorted({p for p, _ in seen}, key=participant_order)]
-    records = [CheckRecord(r.participant, r.answered, r.failed, len(r.failed) > max_failed_checks) for r in records]
+    records = []
+    for p in sorted({p for p, _ in seen}, key=participant_order):
+        failed = sorted(t for t, a in check_answers[p].items() if a != checks[t]["expected"])
+        records.append(CheckRecord(p, len(check_answers[p]), failed, len(failed) > max_failed_checks))
     excluded = {r.participant for r in records if r.excluded}
     for row in trials:
         row["excluded"] = int(row["participant"] in excluded)

@@ -19,9 +19,11 @@ import numpy as np
 import pytest
 
 from conftest import SAMPLE_WAV, ffmpeg, run_cli
+from test_study_stats import expected_rating, simulate_ratings
 from listenerctl.errors import ListenerctlError
 from listenerctl.media import probe
 from listenerctl.study import make_study
+from listenerctl.study_analysis import analyse
 from listenerctl.study_collect import read_answers
 from listenerctl.study_design import latin_square, pair_orders
 
@@ -287,6 +289,61 @@ def test_collect_2afc_preference_shares(results, tmp_path):
     assert "random over rules" in proc.stdout and "left video chosen in" in proc.stdout
 
 
+def fake_results(root: Path, recordings: int, models: tuple[str, ...]) -> list[Path]:
+    """`generate`-shaped result folders (manifest + a few bytes as sample_00.mp4) for statistics-only tests:
+    `make_study` copies the videos without decoding them."""
+    for model in models:
+        for r in range(recordings):
+            item = root / model / f"talk_{r}"
+            item.mkdir(parents=True)
+            (item / "manifest.json").write_text(json.dumps({"complete": True, "seed": 0, "model": {"name": model},
+                                                            "input": {"path": f"/data/talk_{r}.wav"}}))
+            (item / "sample_00.mp4").write_bytes(f"{model} {r}".encode())
+    return [root / model for model in models]
+
+
+def simulated_study_answers(study: Path, tmp: Path, effects, seed: int) -> list[Path]:
+    """Answer files of a simulated rating study (the generative model of test_study_stats), one per participant."""
+    key = {row["stimulus"]: row for row in read_csv(study / "key.csv")}
+    config = json.loads((study / "study.json").read_text())
+    models, recordings = config["models"], config["recordings"]
+    *_, ratings = simulate_ratings(np.random.default_rng(seed), config["participants"], len(recordings), effects)
+    table = ratings.reshape(config["participants"], len(recordings), len(models))
+
+    def answer(p, row, check):
+        stim = key[row["trial"]]
+        return int(table[int(p) - 1, recordings.index(stim["recording"]), models.index(stim["model"])])
+
+    files = []
+    for p, rows in answers_from_orders(study, answer).items():
+        files.append(tmp / f"answers_{p}.csv")
+        write_answers(files[-1], rows)
+    return files
+
+
+def test_collect_on_simulated_rating_files_covers_a_known_effect_and_keeps_null_effects_rare(tmp_path):
+    """End to end (make → answer files → collect) on 24 participants × 8 recordings; the 200-study calibration
+    of the same statistics is in test_study_stats."""
+    results = fake_results(tmp_path / "results", 8, ("good", "plain"))
+    true = expected_rating(0.5) - expected_rating(0.0)
+    studies, covered, false = 25, 0, 0
+    for seed in range(studies):
+        for effects in ((0.5, 0.0), (0.0, 0.0)):
+            folder = tmp_path / f"s{seed}_{effects[0]}"
+            make_study(results, folder / "study", participants=24, seed=seed)
+            files = simulated_study_answers(folder / "study", folder, effects, seed)
+            (comparison,) = analyse(read_answers(files, folder / "study" / "key.csv"), bootstrap=500,
+                                    seed=seed).comparisons
+            assert (comparison.a, comparison.b) == ("good", "plain") and comparison.pairs == 24 * 8
+            if effects[0]:
+                covered += comparison.difference.low <= true <= comparison.difference.high
+            else:
+                false += comparison.significant
+            shutil.rmtree(folder)
+    assert covered >= 22  # nominal 95 % of 25
+    assert false <= 4  # nominal 5 % of 25 is 1.25; P(more than 4) < 1 % at the nominal rate
+
+
 def test_collect_refuses_bad_answers_in_one_sentence(results, tmp_path):
     st, other = tmp_path / "st", tmp_path / "other"
     make_study(results, st, participants=2)
@@ -321,6 +378,14 @@ def test_collect_refuses_bad_answers_in_one_sentence(results, tmp_path):
     with pytest.raises(ListenerctlError, match="rating '4.5' is not a whole number"):
         collect(rows["1"] + [{**rows["2"][0], "rating": "4.5"}])
     assert len(collect(rows["1"], allow_missing=True).trials) == 4
+    pair_key = tmp_path / "pairs" / "key.csv"
+    first = pair_rows["1"][0]
+    write_answers(tmp_path / "p.csv", [{**first, "left": first["right"], "right": first["left"]}])
+    with pytest.raises(ListenerctlError, match=f"trial {first['trial']} showing {first['right']} | .* is not in"):
+        read_answers([tmp_path / "p.csv"], pair_key, allow_missing=True)
+    write_answers(tmp_path / "p.csv", [{**first, "choice": "both"}])
+    with pytest.raises(ListenerctlError, match="choice 'both' is neither 'left' nor 'right'"):
+        read_answers([tmp_path / "p.csv"], pair_key, allow_missing=True)
     lines = (tmp_path / "r.csv").read_text().splitlines()
     for broken, word in ((lines[:2] + [lines[2].rsplit(",", 1)[0]], "fewer"), (lines[:2] + [lines[2] + ",x"], "more")):
         (tmp_path / "broken.csv").write_text("\n".join(broken) + "\n")
