@@ -108,7 +108,8 @@ def collect(
             pairs.add_row(f"{c.a} − {c.b}", _interval(c.difference), f"{c.d_z:.2f}", _p(c.difference.p, c.p_holm),
                           "significant" if c.significant else "")
     else:
-        table = Table("model", "win share [95 % CI]", "p vs 50 %", title="share of trials each model was chosen", box=box.SIMPLE)
+        table = Table("model", "win share [95 % CI]", "p vs 50 %", title="share of trials each model was chosen",
+                      box=box.SIMPLE)
         for model, e in analysis.conditions.items():
             table.add_row(model, _interval(e), f"{e.p:.4f}")
         pairs = Table("a over b", "share [95 % CI]", "h", "p (Holm)", "", box=box.SIMPLE,

@@ -32,7 +32,7 @@ from listenerctl.study_stats import (Comparison, ConditionSummary, Estimate, Pre
 FEW_RECORDINGS, FEW_PARTICIPANTS = 5, 10
 METHOD = ("95 % percentile intervals from a two-way bootstrap (participants and recordings resampled "
           "independently, with replacement; {bootstrap} replicates, seed {seed}); two-sided bootstrap p-values "
-          "(the interval excludes the null value exactly when p < 0.05), Holm-adjusted over all pairs; "
+          "(p < 0.05 when the interval excludes the null value, up to one replicate), Holm-adjusted over all pairs; "
           "rating design: paired differences per participant × recording, Cohen's d_z over participants' mean "
           "differences; 2afc: preference shares tested against 50 %, Cohen's h.")
 

@@ -87,7 +87,7 @@ def pair_orders(cells: dict[tuple[str, int], dict[str, str]], models: list[str],
 
 def attention_checks(count: int, design: str, cells: dict[tuple[str, int], dict[str, str]], scale: int,
                      rng: np.random.Generator) -> list[Trial]:
-    """``count`` check trials 'check_1'...: real stimuli (two of one cell in 2afc) with an instruction naming the answer."""
+    """``count`` check trials 'check_1'...: real stimuli (two of one cell in 2afc), an instruction naming the answer."""
     blocks = sorted(cells)
     first_side = int(rng.integers(2))  # 2afc: the checks' expected sides alternate from a random start
     checks = []

@@ -8,8 +8,8 @@ recording was drawn). This carries both sources of sampling error (other people,
 interval; it slightly overstates the residual variance (Owen 2007), so it errs on the conservative side.
 
 Tests: the two-sided bootstrap p-value is 2 × the smaller share of replicates on either side of the null value
-(0 for a difference, 0.5 for a share), with +1 in numerator and denominator; p < alpha exactly when the
-percentile interval excludes the null value. Several comparisons are corrected with Holm's step-down method.
+(0 for a difference, 0.5 for a share), with +1 in numerator and denominator; up to one replicate, p < alpha
+when the percentile interval excludes the null value. Several comparisons are corrected with Holm's step-down method.
 Effect sizes: Cohen's d_z on per-participant mean differences (rating design), Cohen's h of a share against
 50 % (two-alternative forced choice).
 """

@@ -260,7 +260,10 @@ def test_collect_excludes_participants_who_fail_attention_checks(results, tmp_pa
 
 def test_collect_2afc_preference_shares(results, tmp_path):
     st = tmp_path / "st"
-    make_study(results, st, participants=4, design="2afc", samples_per_condition=2, checks=1)
+    made = run_cli("study", "make", *results, "-o", st, "-p", "4", "--design", "2afc", "--attention-checks", "1",
+                   "--samples-per-condition", "2")
+    assert made.returncode == 0, made.stderr
+    assert "2afc study: 8 stimuli" in made.stdout and "5 trials each (1 attention checks)" in made.stdout
     model_of = {row["stimulus"]: row["model"] for row in read_csv(st / "key.csv")}
 
     def answer(p, row, check):  # everyone prefers rules, except participant 4 on sample 1
