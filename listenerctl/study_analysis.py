@@ -153,7 +153,7 @@ def write_outputs(analysis: Analysis, folder: Path) -> list[Path]:
               "comparisons.csv": (None, comparison_rows(analysis))}
     contents = {name: _csv_text(fields or (list(rows[0]) if rows else []), rows)
                 for name, (fields, rows) in tables.items()}
-    contents["summary.json"] = json.dumps(summary(analysis), indent=2, allow_nan=True) + "\n"
+    contents["summary.json"] = json.dumps(_json_safe(summary(analysis)), indent=2, allow_nan=False) + "\n"
     figure = plot(analysis)
     written = []
     for name, text in contents.items():
@@ -167,6 +167,15 @@ def write_outputs(analysis: Analysis, folder: Path) -> list[Path]:
     plt.close(figure)
     written.append(folder / "plot.png")
     return written
+
+
+def _json_safe(value):
+    """``value`` with every NaN float replaced by None (JSON null), so the file is strict JSON."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return None if isinstance(value, float) and np.isnan(value) else value
 
 
 def _csv_text(fields, rows: list[dict]) -> str:

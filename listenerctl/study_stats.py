@@ -102,6 +102,8 @@ def estimate(value: float, replicates: np.ndarray, null: float | None = None) ->
     """Percentile 95 % interval of ``replicates`` [B] (NaN replicates dropped) and the two-sided bootstrap p
     against ``null`` (NaN when there is no null value to test)."""
     reps = replicates[np.isfinite(replicates)]
+    if reps.size == 0:  # nothing observed for this quantity
+        return Estimate(float(value), float("nan"), float("nan"), float("nan"))
     low, high = np.quantile(reps, [ALPHA / 2, 1 - ALPHA / 2])
     p = float("nan")
     if null is not None:

@@ -252,8 +252,10 @@ def test_collect_excludes_participants_who_fail_attention_checks(results, tmp_pa
     trials = read_csv(tmp_path / "out" / "trials.csv")
     assert {r["excluded"] for r in trials if r["participant"] == "3"} == {"1"} and len(trials) == 16
     assert not any(r["trial"].startswith("check") for r in trials)
-    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text(),
+                         parse_constant=lambda token: pytest.fail(f"summary.json is not strict JSON: {token}"))
     assert summary["excluded"] == ["3"] and summary["participants_analysed"] == ["1", "2", "4"]
+    assert summary["comparisons"][0]["d_z"] is None  # every difference is -2: no spread, d_z undefined
     lenient = read_answers(files, st / "key.csv", max_failed_checks=1)
     assert lenient.excluded == [] and "more than 1 of the 2" in lenient.rule
 
