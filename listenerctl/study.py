@@ -54,7 +54,7 @@ class SourceVideo:
 
 @dataclass(frozen=True)
 class StudyPlan:
-    """What `make_study` wrote: stimulus name → source video, and each participant's order of stimuli."""
+    """What `make_study` wrote: stimulus name → source video, each participant's trials in order, the checks."""
 
     stimuli: dict[str, SourceVideo]
     orders: dict[str, list[Trial]]
