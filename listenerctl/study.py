@@ -1,23 +1,23 @@
-"""User-study kit: blinded stimuli, counterbalanced orders and a rating page; then merging the ratings.
+"""User-study kit, first half: blinded stimuli, counterbalanced trial orders and the study page.
 
 `make_study` turns `generate`/`batch` outputs into a folder a study can run from::
 
     STIMULI/stimuli/s_7f3a9c.mp4 ...   videos under random names that reveal nothing
     STIMULI/key.csv                    stimulus → recording, model, sample, seed, source video
-    STIMULI/orders.csv                 participant, position (1-based), stimulus
-    STIMULI/study.json                 question, scale, participants, seed
-    STIMULI/index.html                 self-contained page: plays a participant's order, asks ratings, saves a CSV
+    STIMULI/orders.csv                 participant, position (1-based), trial, videos (left first)
+    STIMULI/checks.csv                 attention-check trials: videos, instruction, expected answer
+    STIMULI/study.json                 design, study id, question, scale, participants, seed
+    STIMULI/index.html                 self-contained page: plays a participant's trials, records answers, saves a CSV
 
-Orders: the models (the within-subject factor) follow a Latin square, a balanced Williams square when
-their number is even, so across each square's participants every model appears once at every position
-of a block; a block shows one (recording, sample) under every model, and the blocks' order is shuffled
-per participant with the seeded RNG. `collect_ratings` merges the page's CSVs, applies the key, checks
-them and returns per-condition means.
+Designs (`listenerctl.study_design`): ``rating`` (one video per trial, rated 1..scale) and ``2afc`` (two
+videos of the same recording side by side: which listener looks more natural?). `listenerctl.study_collect`
+reads the page's files back.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import shutil
 import subprocess
@@ -31,12 +31,13 @@ from listenerctl.atomic import staged_dir
 from listenerctl.errors import ListenerctlError
 from listenerctl.media import _ffmpeg_binary, probe
 from listenerctl.pipeline import MANIFEST
+from listenerctl.study_design import DESIGNS, Trial, attention_checks, insert_checks, pair_orders, rating_orders
 
 PAGE_TEMPLATE = Path(__file__).with_name("study_page.html")
 KEY_FIELDS = ("stimulus", "recording", "model", "sample", "seed", "source")
-RATING_FIELDS = ("participant", "stimulus", "position", "rating", "response_ms")
-TABLE_FIELDS = ("participant", "position", "stimulus", "recording", "model", "sample", "seed", "rating", "response_ms")
-DEFAULT_QUESTION = "How natural is this listener?"
+ORDER_FIELDS = ("participant", "position", "trial", "videos")
+CHECK_FIELDS = ("trial", "videos", "instruction", "expected")
+DEFAULT_QUESTION = {"rating": "How natural is this listener?", "2afc": "Which listener looks more natural?"}
 DEFAULT_LABELS = ("not at all natural", "completely natural")  # meaning of the scale's lowest and highest point
 
 
@@ -53,24 +54,14 @@ class SourceVideo:
 
 @dataclass(frozen=True)
 class StudyPlan:
-    """What `make_study` wrote: stimulus name → source video, and each participant's order of stimuli."""
+    """What `make_study` wrote: stimulus name → source video, each participant's trials in order, the checks."""
 
     stimuli: dict[str, SourceVideo]
-    orders: dict[str, list[str]]
+    orders: dict[str, list[Trial]]
+    checks: list[Trial]
     models: list[str]
     recordings: list[str]
     notes: list[str]
-
-
-@dataclass(frozen=True)
-class ConditionMean:
-    """Mean rating of one condition; ``recording`` is None for a model's mean over all recordings."""
-
-    model: str
-    recording: str | None
-    mean: float
-    std: float
-    count: int
 
 
 def find_videos(results: list[Path], samples_per_condition: int = 1) -> list[SourceVideo]:
@@ -109,37 +100,6 @@ def find_videos(results: list[Path], samples_per_condition: int = 1) -> list[Sou
                 raise ListenerctlError(f"model {model} has no result for {recording}; every model must be run on "
                                        "every recording.")
     return [video for key in sorted(found) for video in found[key]]
-
-
-def latin_square(n: int) -> np.ndarray:
-    """[n, n] rows of condition indices, each index once per row and once per column.
-
-    Even n: balanced Williams square (each condition follows every other exactly once); odd n: cyclic square.
-    """
-    if n % 2:
-        first = np.arange(n)
-    else:
-        first = np.empty(n, int)
-        first[0::2] = np.arange(n // 2) * -1 % n  # 0, n-1, n-2, ...
-        first[1::2] = np.arange(1, n // 2 + 1)    # 1, 2, 3, ...
-    return (first[None, :] + np.arange(n)[:, None]) % n
-
-
-def presentation_orders(cells: dict[tuple[str, int], dict[str, str]], models: list[str], participants: int,
-                        rng: np.random.Generator) -> dict[str, list[str]]:
-    """Participant id ('1'...) → stimulus names in presentation order.
-
-    ``cells`` maps (recording, sample) → model → stimulus. Participant p shows the models of every block in
-    the order of row p mod M of `latin_square`(M); the blocks come in an order shuffled per participant.
-    """
-    square = latin_square(len(models))
-    model_of = rng.permutation(len(models))  # which model each square index stands for, drawn per study
-    blocks = sorted(cells)
-    orders = {}
-    for p in range(participants):
-        row = [models[model_of[i]] for i in square[p % len(models)]]
-        orders[str(p + 1)] = [cells[blocks[b]][m] for b in rng.permutation(len(blocks)) for m in row]
-    return orders
 
 
 def blinded_names(count: int, rng: np.random.Generator) -> list[str]:
@@ -181,30 +141,55 @@ def _write_csv(path: Path, fields: tuple[str, ...], rows: list[dict]) -> None:
 
 
 def make_study(results: list[Path], output: Path, participants: int, samples_per_condition: int = 1,
-               clip_seconds: float | None = None, question: str = DEFAULT_QUESTION, scale: int = 7,
-               labels: tuple[str, str] = DEFAULT_LABELS, seed: int = 0) -> StudyPlan:
+               clip_seconds: float | None = None, question: str | None = None, scale: int = 7,
+               labels: tuple[str, str] = DEFAULT_LABELS, seed: int = 0, design: str = "rating",
+               checks: int = 0) -> StudyPlan:
     """Write the stimuli folder described in the module docstring to ``output`` (which must not exist yet).
 
-    ``scale`` is the number of rating points (1..scale); ``labels`` say what its lowest and highest point mean.
+    ``design`` is 'rating' or '2afc'; ``scale`` the number of rating points (1..scale) and ``labels`` what its
+    lowest and highest point mean (rating design); ``checks`` the number of attention-check trials;
+    ``question`` defaults to the design's `DEFAULT_QUESTION`.
     """
     if output.exists() and any(output.iterdir()):
         raise ListenerctlError(f"{output} already exists and is not empty; choose a new folder so no key is overwritten.")
-    if participants < 1 or samples_per_condition < 1 or scale < 2:
-        raise ListenerctlError("--participants and --samples-per-condition must be at least 1 and --scale at least 2.")
+    if participants < 1 or samples_per_condition < 1 or scale < 2 or checks < 0:
+        raise ListenerctlError("--participants and --samples-per-condition must be at least 1, --scale at least 2 "
+                               "and --attention-checks at least 0.")
+    if design not in DESIGNS:
+        raise ListenerctlError(f"--design {design!r} is not one of {', '.join(DESIGNS)}.")
     videos = find_videos(results, samples_per_condition)
     rng = np.random.default_rng(seed)
     models = sorted({v.model for v in videos})
     recordings = sorted({v.recording for v in videos})
+    if design == "2afc" and len(models) < 2:
+        raise ListenerctlError(f"--design 2afc compares models, but the results hold only {models[0]}.")
     shuffled = [videos[i] for i in rng.permutation(len(videos))]
     stimuli = dict(zip(blinded_names(len(videos), rng), shuffled))
     cells: dict[tuple[str, int], dict[str, str]] = defaultdict(dict)
     for name, video in stimuli.items():
         cells[video.recording, video.sample][video.model] = name
-    orders = presentation_orders(cells, models, participants, rng)
     notes = []
-    if participants % len(models):
-        notes.append(f"{participants} participants do not fill whole Latin squares of {len(models)}; "
-                     f"use a multiple of {len(models)} for full counterbalancing.")
+    if design == "rating":
+        orders = rating_orders(cells, models, participants, rng)
+        if participants % len(models):
+            notes.append(f"{participants} participants do not fill whole Latin squares of {len(models)}; "
+                         f"use a multiple of {len(models)} for full counterbalancing.")
+    else:
+        orders = pair_orders(cells, models, participants, rng)
+        if participants % 2:
+            notes.append(f"{participants} participants: left/right is balanced over pairs of participants; "
+                         "use an even number.")
+    check_trials = attention_checks(checks, design, cells, scale, rng)
+    orders = insert_checks(orders, check_trials, rng)
+    key_rows = [{"stimulus": name, "recording": v.recording, "model": v.model, "sample": v.sample, "seed": v.seed,
+                 "source": str(v.path.resolve())} for name, v in sorted(stimuli.items())]
+    order_rows = [{"participant": p, "position": i + 1, "trial": t.trial, "videos": " ".join(t.videos)}
+                  for p, order in orders.items() for i, t in enumerate(order)]
+    study_id = hashlib.sha256(json.dumps([key_rows, order_rows]).encode()).hexdigest()[:12]
+    config = {"design": design, "study": study_id, "question": question or DEFAULT_QUESTION[design], "scale": scale,
+              "low_label": labels[0], "high_label": labels[1],
+              "orders": {p: [{"trial": t.trial, "videos": list(t.videos), "instruction": t.instruction,
+                              "answer": t.expected} for t in order] for p, order in orders.items()}}
 
     with staged_dir(output) as work:
         (work / "stimuli").mkdir()
@@ -214,93 +199,14 @@ def make_study(results: list[Path], output: Path, participants: int, samples_per
                 shutil.copyfile(video.path, target)  # a fresh copy: no timestamps that betray the source
             else:
                 clip_video(video.path, target, clip_seconds)
-        _write_csv(work / "key.csv", KEY_FIELDS, [
-            {"stimulus": name, "recording": v.recording, "model": v.model, "sample": v.sample, "seed": v.seed,
-             "source": str(v.path.resolve())} for name, v in sorted(stimuli.items())])
-        _write_csv(work / "orders.csv", ("participant", "position", "stimulus"), [
-            {"participant": p, "position": i + 1, "stimulus": s} for p, order in orders.items()
-            for i, s in enumerate(order)])
-        config = {"question": question, "scale": scale, "low_label": labels[0], "high_label": labels[1],
-                  "orders": orders}
-        (work / "study.json").write_text(json.dumps({**config, "participants": participants, "seed": seed,
-                                                     "clip_seconds": clip_seconds}, indent=2))
+        _write_csv(work / "key.csv", KEY_FIELDS, key_rows)
+        _write_csv(work / "orders.csv", ORDER_FIELDS, order_rows)
+        _write_csv(work / "checks.csv", CHECK_FIELDS, [
+            {"trial": t.trial, "videos": " ".join(t.videos), "instruction": t.instruction, "expected": t.expected}
+            for t in check_trials])
+        settings = {k: v for k, v in config.items() if k != "orders"}
+        (work / "study.json").write_text(json.dumps({**settings, "participants": participants, "seed": seed,
+                                                     "attention_checks": checks, "clip_seconds": clip_seconds,
+                                                     "models": models, "recordings": recordings}, indent=2))
         (work / "index.html").write_text(render_page(config), encoding="utf-8")
-    return StudyPlan(stimuli, orders, models, recordings, notes)
-
-
-def _read_csv(path: Path, fields: tuple[str, ...]) -> list[dict]:
-    if not path.is_file():
-        raise ListenerctlError(f"file not found: {path}")
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        missing = [f for f in fields if f not in (reader.fieldnames or [])]
-        if missing:
-            raise ListenerctlError(f"{path} lacks the column(s) {', '.join(missing)}.")
-        return list(reader)
-
-
-def collect_ratings(ratings: list[Path], key: Path, output: Path, allow_missing: bool = False) -> list[ConditionMean]:
-    """Merge the page's rating CSVs, join each row with ``key`` and write one table to ``output``.
-
-    Checks: every stimulus is in the key, no (participant, stimulus) is rated twice, ratings are integers
-    on the study's scale, and (unless ``allow_missing``) every participant in orders.csv beside the key rated
-    every stimulus of their order. Returns means per model × recording and per model (``recording`` None).
-    """
-    key_rows = {row["stimulus"]: row for row in _read_csv(key, KEY_FIELDS)}
-    study_path, orders_path = key.with_name("study.json"), key.with_name("orders.csv")
-    scale = json.loads(study_path.read_text())["scale"] if study_path.is_file() else None
-    table: list[dict] = []
-    seen: dict[tuple[str, str], Path] = {}
-    for path in ratings:
-        for line, row in enumerate(_read_csv(path, RATING_FIELDS), start=2):
-            participant, stimulus = row["participant"].strip(), row["stimulus"].strip()
-            if stimulus not in key_rows:
-                raise ListenerctlError(f"{path} line {line}: stimulus {stimulus!r} is not in {key}.")
-            if (participant, stimulus) in seen:
-                raise ListenerctlError(f"{path} line {line}: participant {participant} rated {stimulus} twice "
-                                       f"(also in {seen[participant, stimulus]}).")
-            try:
-                rating = int(row["rating"])
-            except ValueError:
-                raise ListenerctlError(f"{path} line {line}: rating {row['rating']!r} is not a whole number.") from None
-            if scale is not None and not 1 <= rating <= scale:
-                raise ListenerctlError(f"{path} line {line}: rating {rating} is outside the study's scale 1–{scale}.")
-            seen[participant, stimulus] = path
-            stim = key_rows[stimulus]
-            table.append({"participant": participant, "position": int(row["position"]), "stimulus": stimulus,
-                          "recording": stim["recording"], "model": stim["model"], "sample": stim["sample"],
-                          "seed": stim["seed"], "rating": rating, "response_ms": row["response_ms"]})
-    if not table:
-        raise ListenerctlError("the rating files hold no ratings.")
-    if orders_path.is_file() and not allow_missing:
-        expected: dict[str, set[str]] = defaultdict(set)
-        for row in _read_csv(orders_path, ("participant", "stimulus")):
-            expected[row["participant"]].add(row["stimulus"])
-        rated: dict[str, set[str]] = defaultdict(set)
-        for participant, stimulus in seen:
-            rated[participant].add(stimulus)
-        absent = [p for p in expected if p not in rated]
-        if absent:
-            raise ListenerctlError(f"no ratings from participant(s) {', '.join(absent)} of {orders_path}; "
-                                   "add their files or pass --allow-missing.")
-        for participant, stimuli in rated.items():
-            if participant in expected and stimuli != expected[participant]:
-                raise ListenerctlError(f"participant {participant} rated {len(stimuli & expected[participant])} of "
-                                       f"the {len(expected[participant])} stimuli in their order; add the missing "
-                                       "ratings or pass --allow-missing.")
-    table.sort(key=lambda r: (r["participant"], r["position"]))
-    _write_csv(output, TABLE_FIELDS, table)
-    return condition_means(table)
-
-
-def condition_means(table: list[dict]) -> list[ConditionMean]:
-    """Mean, population std and count of ratings per (model, recording) and per model over all recordings."""
-    groups: dict[tuple[str, str | None], list[int]] = defaultdict(list)
-    for row in table:
-        groups[row["model"], row["recording"]].append(row["rating"])
-        groups[row["model"], None].append(row["rating"])
-    means = []
-    for (model, recording), values in groups.items():
-        arr = np.asarray(values, float)
-        means.append(ConditionMean(model, recording, float(arr.mean()), float(arr.std()), arr.size))
-    return sorted(means, key=lambda m: (m.model, m.recording is None, m.recording or ""))
+    return StudyPlan(stimuli, orders, check_trials, models, recordings, notes)
