@@ -121,15 +121,14 @@ def _window_sums(values: np.ndarray, half: int) -> np.ndarray:
     return cum[..., np.minimum(t + half + 1, values.shape[-1])] - cum[..., np.maximum(t - half, 0)]
 
 
-def sync_score(motion: np.ndarray, valid: np.ndarray, envelope: np.ndarray, fps: float) -> np.ndarray:
-    """Sync score [T] float32 of one person (module docstring): the best lagged windowed correlation of
-    ``motion`` [T] (defined where ``valid`` [T]) with ``envelope`` [T], times the motion gate; NaN where too
-    few of the window's frames are valid."""
+def lagged_correlations(motion: np.ndarray, valid: np.ndarray, envelope: np.ndarray, fps: float) -> np.ndarray:
+    """Windowed Pearson correlations [L, T] of ``motion`` [T] (defined where ``valid`` [T]) with ``envelope``
+    [T] shifted by each lag d = −`MAX_LAG_S` … +`MAX_LAG_S` (pairs m(u), e(u + d)); 0 where either is flat."""
     frames = len(motion)
     half = max(1, int(round(WINDOW_S * fps / 2)))
     max_lag = int(round(MAX_LAG_S * fps))
-    best = np.full(frames, -np.inf)
-    for lag in range(-max_lag, max_lag + 1):
+    out = np.zeros((2 * max_lag + 1, frames))
+    for k, lag in enumerate(range(-max_lag, max_lag + 1)):
         shifted = np.zeros(frames)
         inside = np.zeros(frames, bool)
         lo, hi = max(0, -lag), min(frames, frames - lag)
@@ -141,12 +140,33 @@ def sync_score(motion: np.ndarray, valid: np.ndarray, envelope: np.ndarray, fps:
         n_safe = np.maximum(n, 1.0)
         cov = sxy - sx * sy / n_safe
         var = np.maximum(sxx - sx * sx / n_safe, 0.0) * np.maximum(syy - sy * sy / n_safe, 0.0)
-        corr = np.where(var > 1e-18, cov / np.sqrt(np.maximum(var, 1e-36)), 0.0)
-        best = np.maximum(best, corr)
+        out[k] = np.where(var > 1e-18, cov / np.sqrt(np.maximum(var, 1e-36)), 0.0)
+    return out
+
+
+def motion_gate(motion: np.ndarray, valid: np.ndarray, fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """The motion gate [T] in [0, 1] (mean mouth motion over the window / `TALKING_MOTION`) and whether the
+    window holds enough valid frames to judge [T] bool (`MIN_PAIRS_SHARE`)."""
+    half = max(1, int(round(WINDOW_S * fps / 2)))
     n_valid, moved = _window_sums(np.stack([valid.astype(np.float64), motion]), half)
     gate = np.minimum(1.0, moved / np.maximum(n_valid, 1.0) / TALKING_MOTION)
-    window = _window_sums(np.ones(frames), half)
-    return np.where(n_valid >= MIN_PAIRS_SHARE * window, best * gate, np.nan).astype(np.float32)
+    return gate, n_valid >= MIN_PAIRS_SHARE * _window_sums(np.ones(len(motion)), half)
+
+
+def sync_scores(people: People, audio: AudioFeatures) -> np.ndarray:
+    """Sync scores [P, T] float32 (module docstring): each person's best windowed correlation over the lags,
+    times their motion gate; NaN where a window has too few frames with them found."""
+    count, frames, fps = len(people), people.num_frames, people.fps
+    if count == 0:
+        return np.zeros((0, frames), np.float32)
+    envelope = audio_envelope(audio, fps)
+    motions = [mouth_motion(people.arkit[p], people.found[p]) for p in range(count)]
+    scores = np.empty((count, frames), np.float32)
+    for p, (motion, valid) in enumerate(motions):
+        gate, judged = motion_gate(motion, valid, fps)
+        best = lagged_correlations(motion, valid, envelope, fps).max(axis=0)
+        scores[p] = np.where(judged, best * gate, np.nan)
+    return scores
 
 
 def own_track_scores(person_audio: list[AudioFeatures]) -> tuple[np.ndarray, np.ndarray]:
@@ -207,9 +227,7 @@ def detect_speakers(people: People, audio: AudioFeatures | None = None,
             raise ValueError(f"{len(person_audio)} audio tracks for {count} people")
         score, speech = own_track_scores(person_audio)
     elif audio is not None:
-        envelope, speech = audio_envelope(audio, fps), np.asarray(audio.vad, bool)
-        score = np.stack([sync_score(*mouth_motion(people.arkit[p], people.found[p]), envelope, fps)
-                          for p in range(count)]) if count else np.zeros((0, frames), np.float32)
+        score, speech = sync_scores(people, audio), np.asarray(audio.vad, bool)
     else:
         score, speech = np.full((count, frames), np.nan, np.float32), np.zeros(frames, bool)
     emission = np.where(people.found & ~np.isnan(score), score, -np.inf)
