@@ -58,18 +58,18 @@ def largest_person(people: People) -> int:
 def following_face(people: People, follow: np.ndarray) -> FaceFeatures:
     """Speaker face that is person ``follow[t]``'s face at each frame [T], crossfaded over `CROSSFADE_S`
     after each change of person."""
-    faces = {int(p): people.face(int(p)) for p in np.unique(follow)}
-    arkit = np.stack([faces[int(p)].arkit[t] for t, p in enumerate(follow)]) if len(follow) else \
-        np.zeros((0, 58), np.float32)
+    faces = np.zeros((len(people),) + people.arkit.shape[1:], np.float32)
+    for person in np.unique(follow):
+        faces[person] = people.face(int(person)).arkit
+    frames = np.arange(len(follow))
+    arkit = faces[follow, frames]
     steps = max(1, int(round(CROSSFADE_S * people.fps)))
     for change in np.flatnonzero(np.diff(follow)) + 1:
-        before, after = faces[int(follow[change - 1])], faces[int(follow[change])]
-        stop = min(change + steps, len(follow))
-        weight = ((np.arange(change, stop) - change + 1) / (steps + 1))[:, None]
-        arkit[change:stop] = (1 - weight) * before.arkit[change:stop] + weight * after.arkit[change:stop]
-    arkit = arkit.astype(np.float32)
-    found = people.found[follow, np.arange(len(follow))]
-    return FaceFeatures(arkit=arkit, emotion=emotion_from_arkit(arkit).astype(np.float32), found=found)
+        span = frames[change:change + steps]
+        weight = ((span - change + 1) / (steps + 1))[:, None]
+        arkit[span] = (1 - weight) * faces[follow[change - 1], span] + weight * faces[follow[change], span]
+    return FaceFeatures(arkit=arkit, emotion=emotion_from_arkit(arkit).astype(np.float32),
+                        found=people.found[follow, frames])
 
 
 def held_speaker(active: np.ndarray) -> np.ndarray:
