@@ -254,9 +254,9 @@ def plot_curves(predictions: dict[str, Predictions], corpus: Corpus, path: Path,
 
 def report_caption(protocol: str, speakers: int, draws: int, seed: int) -> str:
     """One line saying which metric definitions and which intervals a table shows."""
-    bootstrap = (f"[95 % bootstrap interval over the {speakers} speaker clips, {draws} draws, seed {seed}]"
+    bootstrap = (f"value [95 % bootstrap interval over the {speakers} speaker clips, {draws} draws, seed {seed}]"
                  if draws else "no intervals (bootstrap off)")
-    return f"Protocol `{protocol}`: {PROTOCOL_LABELS[protocol]}; value {bootstrap}."
+    return f"Protocol `{protocol}`: {PROTOCOL_LABELS[protocol]}; {bootstrap}."
 
 
 def write_report(summary: dict[str, dict], predictions: dict[str, Predictions], corpus: Corpus,
