@@ -25,6 +25,7 @@ import importlib.util
 import json
 import os
 import platform
+import sys
 import time
 from types import ModuleType
 
@@ -47,6 +48,7 @@ def load_module(path: str) -> ModuleType:
     """Import a metrics module from a file path."""
     spec = importlib.util.spec_from_file_location("baseline_react", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # numba's on-disk cache finds compiled functions' module by name
     spec.loader.exec_module(module)
     return module
 
