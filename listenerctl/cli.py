@@ -42,6 +42,12 @@ class Render(str, Enum):
     none = "none"
 
 
+class Protocol(str, Enum):
+    """Metric definitions of `evaluate` (the names of listenerctl.metrics.react.PROTOCOLS)."""
+    react2024 = "react2024"
+    listenerctl = "listenerctl"
+
+
 class MeshBackend(str, Enum):
     moderngl = "moderngl"
     pyrender = "pyrender"
@@ -304,14 +310,20 @@ def evaluate(
     output: Annotated[Path, typer.Option("-o", "--output", help="Report folder: metrics.json, metrics.md, PNG plots.")] = Path("evaluation"),
     save_predictions: Annotated[bool, typer.Option(help="Also save each model's predictions under OUTPUT/predictions/MODEL.")] = False,
     device: Annotated[Device, typer.Option(help="Where learned models run.")] = Device.auto,
+    protocol: Annotated[Protocol, typer.Option(help="Metric definitions: react2024 (the official REACT 2024 evaluation, quirks included) or listenerctl (the project's own FRDist/FRSyn variants).")] = Protocol.react2024,
+    bootstrap: Annotated[int, typer.Option(min=0, help="Bootstrap draws over speaker clips for the 95 % intervals (0: none).")] = 1000,
+    bootstrap_seed: Annotated[int, typer.Option(help="Seed of the bootstrap resampling.")] = 0,
+    reference: Annotated[Optional[str], typer.Option(help="Also report every other model minus this one, paired by speaker clip, with intervals.")] = None,
 ) -> None:
     """Score listener models (default: the rules listener and the mime/random/mean baselines) with the REACT metrics."""
     from listenerctl.data.corpus import load_corpus
-    from listenerctl.evaluate import (eval_frames, markdown_table, predict, read_predictions, score,
-                                      write_predictions, write_report)
+    from listenerctl.evaluate import (eval_frames, predict, read_predictions, report_markdown, speaker_scores,
+                                      summarise, write_predictions, write_report)
 
     corpus = load_corpus(data, split)
     names = model if model or predictions else ["rules", "mime", "random", "mean"]
+    if reference is not None and reference not in [*(names or []), *(p.name for p in predictions or [])]:
+        raise ListenerctlError(f"--reference {reference} is not one of the models scored; add it with -m or -p.")
     runs, skipped = {}, {}
     for name in names or []:
         if name == "mime" and any(c.cond.face is None for c in corpus.clips):
@@ -324,14 +336,16 @@ def evaluate(
     for folder in predictions or []:
         loaded = read_predictions(folder, corpus)
         runs[loaded.name] = loaded
-    results = {}
+    per_speaker = {}
     for name, run in runs.items():
-        results[name] = score(run, corpus)
+        per_speaker[name] = speaker_scores(run, corpus, protocol.value)
         err.print(f"scored {name}")
+    summary = summarise(per_speaker, bootstrap, bootstrap_seed, reference)
     context = {"data": str(data), "split": split, "speaker_clips": len(corpus.clips), "samples": samples,
-               "frames": eval_frames(corpus), "spec": corpus.spec, "skipped": skipped}
-    write_report(results, runs, corpus, output, context)
-    out.print(markdown_table(results))
+               "frames": eval_frames(corpus), "spec": corpus.spec, "skipped": skipped, "protocol": protocol.value,
+               "bootstrap": bootstrap, "bootstrap_seed": bootstrap_seed, "reference": reference}
+    write_report(summary, runs, corpus, output, context)
+    out.print(report_markdown(summary, context), markup=False)
     out.print(f"report: {output}/metrics.json, metrics.md, metrics.png, curves.png")
 
 
