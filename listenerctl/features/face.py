@@ -194,7 +194,15 @@ def blendshapes_for_frames(frames: Iterable[np.ndarray], fps: float = 25.0, face
                            model_path: str | Path | None = None, progress: Progress | None = None,
                            workers: int | None = None) -> np.ndarray:
     """arkit58 [T, 58] float32 of consecutive RGB uint8 frames [H, W, 3] at ``fps``; rows are NaN where no
-    face was found.
+    face was found (`landmark_rows` without the face count)."""
+    return landmark_rows(frames, fps, face_index, model_path, progress, workers)[0]
+
+
+def landmark_rows(frames: Iterable[np.ndarray], fps: float = 25.0, face_index: int | None = None,
+                  model_path: str | Path | None = None, progress: Progress | None = None,
+                  workers: int | None = None) -> tuple[np.ndarray, int]:
+    """(arkit58 [T, 58] float32 of consecutive RGB uint8 frames [H, W, 3] at ``fps``, rows NaN where no face
+    was found; the most faces seen in one frame).
 
     Frames go round-robin to ``workers`` VIDEO-mode landmarkers (default: one per CPU core, at most
     `MAX_WORKERS`), each in its own thread; MediaPipe's native code runs them in parallel. Looking for
@@ -208,9 +216,11 @@ def blendshapes_for_frames(frames: Iterable[np.ndarray], fps: float = 25.0, face
     rows: list[np.ndarray] = []
     missing = np.full(ARKIT_DIM, np.nan, dtype=np.float32)
     previous = None
+    most_faces = 0
 
     def keep(boxes: np.ndarray, faces: list[np.ndarray]) -> None:
-        nonlocal previous
+        nonlocal previous, most_faces
+        most_faces = max(most_faces, len(boxes))
         face = choose_face(boxes, previous, face_index)
         rows.append(missing if face is None else faces[face])
         previous = previous if face is None else boxes[face]
@@ -228,7 +238,7 @@ def blendshapes_for_frames(frames: Iterable[np.ndarray], fps: float = 25.0, face
                 keep(*pending.popleft().result())
         while pending:
             keep(*pending.popleft().result())
-    return np.stack(rows) if rows else np.zeros((0, ARKIT_DIM), np.float32)
+    return (np.stack(rows) if rows else np.zeros((0, ARKIT_DIM), np.float32)), most_faces
 
 
 def fill_missing(arkit: np.ndarray, found: np.ndarray) -> np.ndarray:
@@ -266,20 +276,20 @@ def _cache_key(video_path: Path, settings: dict, model_path: Path) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _load_cached(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+def _load_cached(path: Path) -> tuple[np.ndarray, np.ndarray, int] | None:
     try:
         with np.load(path) as cached:
-            return cached["arkit"], cached["found"]
+            return cached["arkit"], cached["found"], int(cached["most_faces"])
     except (OSError, KeyError, ValueError):
         return None
 
 
-def _store(path: Path, arkit: np.ndarray, found: np.ndarray) -> None:
+def _store(path: Path, arkit: np.ndarray, found: np.ndarray, most_faces: int) -> None:
     """Write the cache entry atomically; a cache that cannot be written only costs a re-extraction."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_file(path) as fh:
-            np.savez(fh, arkit=arkit, found=found)
+            np.savez(fh, arkit=arkit, found=found, most_faces=most_faces)
     except OSError:
         pass
 
@@ -294,7 +304,8 @@ def extract_face(video_path: str | Path, fps: float = 25.0, num_frames: int | No
     T = ``num_frames`` (the last frame repeats or the video is cut) or every frame at ``fps``. Frames
     without the face are interpolated (`fill_missing`) and marked found=False. Results are cached in
     ``cache_dir`` (default `default_cache_dir`) under the sha256 of the file's bytes and the settings.
-    ``progress(frames_done)`` is called after each frame. Raises `NoFaceError` when no frame has a face.
+    ``progress(frames_done)`` is called after each frame. Raises `NoFaceError` when no frame has a face, and
+    `ListenerctlError` when ``face_index`` names more faces than any frame holds.
     """
     video_path = Path(video_path)
     model = Path(model_path) if model_path is not None else MODEL_PATH
@@ -304,12 +315,16 @@ def extract_face(video_path: str | Path, fps: float = 25.0, num_frames: int | No
     entry = Path(cache_dir or default_cache_dir()) / f"{_cache_key(video_path, settings, model)}.npz"
     cached = _load_cached(entry)
     if cached is not None:
-        arkit, found = cached
+        arkit, found, most_faces = cached
     else:
         with closing(iter_video_frames(video_path, fps=fps, size=size, num_frames=num_frames)) as frames:
-            arkit = blendshapes_for_frames(frames, fps, face_index, model, progress)
+            arkit, most_faces = landmark_rows(frames, fps, face_index, model, progress)
         found = ~np.isnan(arkit).any(axis=1)
-        _store(entry, arkit, found)
+        _store(entry, arkit, found, most_faces)
+    if not found.any() and most_faces > 0:
+        faces = "1 face was" if most_faces == 1 else f"at most {most_faces} faces were"
+        raise ListenerctlError(f"face {face_index} was asked for but {faces} seen in any one frame of "
+                               f"{video_path.name} (faces are numbered from 0 at the left).")
     if not found.any():
         raise NoFaceError(f"no face found in any frame of {video_path.name}; the speaker's face must be visible "
                           "and at least roughly frontal to use it.")
