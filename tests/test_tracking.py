@@ -13,8 +13,8 @@ from conftest import ffmpeg, shared_file
 from listenerctl.errors import ListenerctlError, NoFaceError
 from listenerctl.features import tracking
 from listenerctl.features.crop_landmarks import frame_translation
-from listenerctl.features.detection import tiles
-from listenerctl.features.face import extract_face
+from listenerctl.features.detection import detect_in_tile, merge, open_detector, tiles
+from listenerctl.features.face import MODEL_PATH, extract_face
 from listenerctl.features.people import People
 from listenerctl.features.tracking import is_cut, shot_signature, track_people
 from listenerctl.media import iter_video_frames
@@ -106,7 +106,9 @@ def who_is_who(people: People, shots: list[Shot]) -> dict[str, int]:
     return identity
 
 
-SPLIT = [(75, [Placement("A", 400, 380, 320), Placement("B", 1200, 380, 320)])]  # faces ~1/5 of the height
+SPLIT = [(30, [Placement("A", 400, 380, 320), Placement("B", 1200, 380, 320)]),  # faces ~1/5 of the height
+         (8, [Placement("B", 1200, 380, 320)]),  # A hidden for 0.32 s (no cut: the rest of the frame stays)
+         (37, [Placement("A", 400, 380, 320), Placement("B", 1200, 380, 320)])]
 GRID = [(75, [Placement("A", 300, 30, 480), Placement("B", 1100, 30, 480), Placement("P", 1400, 570, 480)])]
 CUTS = [(20, [Placement("A", 510, 90, 900)]),  # A close-up
         (20, [Placement("B", 300, 120, 900)]),  # B close-up, overlapping where A was
@@ -138,7 +140,8 @@ def tracked(tmp_path_factory):
 def test_split_screen_faces_a_fifth_high_are_both_tracked_left_to_right(tracked):
     shots, path, people = tracked("split")
     assert len(people) == 2 and people.num_frames == 75 and people.frame_size == (WIDTH, HEIGHT)
-    assert who_is_who(people, shots) == {"A": 0, "B": 1}  # numbered from the left
+    assert who_is_who(people, shots) == {"A": 0, "B": 1}  # numbered from the left; A the same after hiding
+    assert not people.found[0, 30:38].any() and people.found[0, 40:].all()
     heights = np.nanmedian(people.boxes[:, :, 3] - people.boxes[:, :, 1], axis=1)
     assert np.allclose(heights, FACE_SHARE * 320 / HEIGHT, rtol=0.25)  # ≈ 0.19 of the frame's height
     assert people.arkit.shape == (2, 75, 58) and np.isnan(people.arkit[~people.found]).all()
@@ -164,11 +167,24 @@ def test_identities_survive_cuts_between_close_ups_and_a_two_shot(tracked):
 
 
 def test_a_face_a_tenth_of_the_frame_high_is_found(tracked):
-    shots, _, people = tracked("small")
+    shots, path, people = tracked("small")
     assert len(people) == 2
     identity = who_is_who(people, shots)
     height = np.nanmedian(people.boxes[identity["A"], :, 3] - people.boxes[identity["A"], :, 1])
     assert 0.07 < height < 0.12
+
+
+def test_tiles_find_the_small_face_the_whole_frame_misses(tracked):
+    _, path, _ = tracked("small")
+    frame = next(iter(iter_video_frames(path)))
+    small_panel = Placement("A", 200, 700, 160)
+    with open_detector(MODEL_PATH) as detector:
+        regions = tiles(WIDTH, HEIGHT)
+        whole = merge([detect_in_tile(detector, frame, regions[0])])
+        tiled = merge([detect_in_tile(detector, frame, region) for region in regions])
+    in_panel = [small_panel.contains(box / [WIDTH, HEIGHT, WIDTH, HEIGHT]) for box in tiled]
+    assert len(tiled) == 2 and sum(in_panel) == 1
+    assert not any(small_panel.contains(box / [WIDTH, HEIGHT, WIDTH, HEIGHT]) for box in whole)
 
 
 def test_one_face_video_gives_one_person_matching_extract_face(tmp_path):

@@ -22,7 +22,7 @@ import numpy as np
 from listenerctl.errors import ListenerctlError
 
 TILE_SCALES = (1.0, 1 / 2, 1 / 3)  # tile sides as fractions of the frame's shorter side
-TILE_PX = 192  # tiles are shrunk to this many pixels (BlazeFace itself looks at 128) before detection
+TILE_PX = 128  # tiles are shrunk to the size BlazeFace looks at before detection (it would shrink them anyway)
 MIN_SCORE = 0.5  # BlazeFace confidence to keep a detection
 NMS_IOU = 0.3  # detections overlapping more than this (from neighbouring tiles or scales) are one face
 DETECTOR_FILE = "face_detector.tflite"  # inside the face_landmarker.task zip bundle
@@ -97,10 +97,10 @@ def detect_in_tile(detector, frame: np.ndarray, tile: tuple[int, int, int, int])
     return boxes / scale + np.array([x0, y0, x0, y0]), scores
 
 
-def detect_faces(detector, frame: np.ndarray) -> np.ndarray:
-    """Boxes [N, 4] (x0, y0, x1, y1 in pixels) of every face in an RGB uint8 ``frame`` [H, W, 3], found in the
-    whole frame and its `tiles`, duplicates merged (`suppress`)."""
-    found = [detect_in_tile(detector, frame, tile) for tile in tiles(frame.shape[1], frame.shape[0])]
+def merge(found: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Boxes [N, 4] of the faces in several regions' (boxes, scores) from `detect_in_tile`, duplicates merged
+    (`suppress`)."""
     boxes = np.concatenate([b for b, _ in found])
     scores = np.concatenate([s for _, s in found])
     return boxes[suppress(boxes, scores)] if len(boxes) else boxes
+

@@ -2,8 +2,9 @@
 
 Per frame (streamed, one frame in memory): each live tracklet's face is looked up in a crop around where it
 was in the previous frame (`crop_landmarks`); faces are detected afresh over the whole frame and its tiles
-(`detection`) every `DETECT_EVERY` frames, at every shot cut and right after a face is lost, and a detected
-face no tracklet covers starts a new tracklet. A shot cut (the frame's colour histogram or its small
+(`detection`) every `DETECT_EVERY` frames and at every shot cut, and a detected face no tracklet covers
+starts a new tracklet. A face lost (occluded, turned away) is looked for again where it was, in every frame
+for `RECOVER_FRAMES`. A shot cut (the frame's colour histogram or its small
 grey-level image jumps) ends every tracklet, so no tracklet runs from one person onto another who appears in
 the same place after the cut. At the end, tracklets are grouped into people by appearance
 (`reid`), people seen in fewer than `MIN_PERSON_FRAMES` frames are dropped as spurious, and the rest are
@@ -25,14 +26,15 @@ import numpy as np
 
 from listenerctl.atomic import atomic_file
 from listenerctl.features.crop_landmarks import CropFace, crop_square, landmarks_in_crop
-from listenerctl.features.detection import box_iou, detect_faces, open_detector
+from listenerctl.features.detection import box_iou, detect_in_tile, merge, open_detector, tiles
 from listenerctl.features.face import (ARKIT_DIM, MAX_WORKERS, MODEL_PATH, Progress, _detection_size,
                                        _native_stderr_silenced, default_cache_dir, open_landmarker)
 from listenerctl.features.people import People
 from listenerctl.features.reid import Tracklet, distance, group
 from listenerctl.media import iter_video_frames, probe
 
-DETECT_EVERY = 10  # frames between detection passes while nothing is lost (0.4 s at 25 fps)
+DETECT_EVERY = 15  # frames between detection passes while nothing is lost (0.6 s at 25 fps)
+RECOVER_FRAMES = 25  # a lost face is looked for where it was, every frame, for this long (1 s at 25 fps)
 MATCH_IOU = 0.2  # a face overlapping its tracklet's last box at least this much continues the tracklet
 DUPLICATE_IOU = 0.5  # two tracklets overlapping this much follow one face: the shorter one ends
 # A shot cut: consecutive frames' colour histograms differ by more than CUT_HIST (total variation, 0-1) or
@@ -93,8 +95,10 @@ class _Workers:
         return list(self.pool.map(lambda box: landmarks_in_crop(self._tools()[0], frame, box), boxes))
 
     def detect(self, frame: np.ndarray) -> np.ndarray:
-        """`detect_faces` of the frame (in one worker)."""
-        return self.pool.submit(lambda: detect_faces(self._tools()[1], frame)).result()
+        """Boxes [N, 4] (pixels) of the faces in the frame and its `tiles` (`detection.merge`), the regions
+        shared among the threads."""
+        regions = tiles(frame.shape[1], frame.shape[0])
+        return merge(list(self.pool.map(lambda tile: detect_in_tile(self._tools()[1], frame, tile), regions)))
 
 
 class _Tracker:
@@ -107,7 +111,7 @@ class _Tracker:
         self.done: list[Tracklet] = []
         self.signature = None
         self.last_detection = -DETECT_EVERY
-        self.lost = False
+        self.lost: list[tuple[int, np.ndarray]] = []  # (frame, last box in pixels) of faces lost lately
 
     def _add(self, tracklet: Tracklet, face: CropFace, frame: np.ndarray) -> None:
         tracklet.rows.append(face.arkit)
@@ -122,14 +126,15 @@ class _Tracker:
             self.done.append(tracklet)
 
     def step(self, index: int, frame: np.ndarray) -> None:
-        """Follow every live tracklet into frame ``index`` and start tracklets for new faces."""
+        """Follow every live tracklet into frame ``index``, look again where faces were lost, and start
+        tracklets for new faces."""
         signature = shot_signature(frame)
         cut = is_cut(self.signature, signature)
         self.signature = signature
         if cut:
             for tracklet, _ in self.live:
                 self._end(tracklet)
-            self.live = []
+            self.live, self.lost = [], []
         faces = self.workers.landmarks(frame, [box for _, box in self.live])
         kept: list[tuple[Tracklet, np.ndarray]] = []
         for (tracklet, box), face in zip(self.live, faces):
@@ -142,17 +147,21 @@ class _Tracker:
                 kept.append((tracklet, face.box))
             else:
                 self._end(tracklet)
-                self.lost = True
+                self.lost.append((index, box))
         self.live = sorted(kept, key=lambda item: -len(item[0].rows))
-        due = index - self.last_detection >= DETECT_EVERY or (self.lost and index - self.last_detection >= 2)
-        if cut or due:
-            self._detect(index, frame)
+        self.lost = [(when, box) for when, box in self.lost if index - when <= RECOVER_FRAMES]
+        if cut or index - self.last_detection >= DETECT_EVERY:
+            self.last_detection = index
+            self._start(index, frame, list(self.workers.detect(frame)))
+        elif self.lost:
+            self._start(index, frame, [box for _, box in self.lost])
 
-    def _detect(self, index: int, frame: np.ndarray) -> None:
-        self.last_detection, self.lost = index, False
+    def _start(self, index: int, frame: np.ndarray, candidates: list[np.ndarray]) -> None:
+        """Start a tracklet for each face found around a ``candidates`` box [4] (pixels) that no live
+        tracklet covers; a lost face found again is no longer looked for."""
         tracked = np.array([box for _, box in self.live]).reshape(-1, 4)
         fresh = []
-        for box in self.workers.detect(frame):
+        for box in candidates:
             centre = (box[:2] + box[2:]) / 2
             inside = np.all((tracked[:, :2] <= centre) & (centre <= tracked[:, 2:]), axis=1)
             if not inside.any() and not (box_iou(box[None], tracked) > MATCH_IOU).any():
@@ -163,6 +172,8 @@ class _Tracker:
                 tracklet = Tracklet(start=index)
                 self._add(tracklet, face, frame)
                 self.live.append((tracklet, face.box))
+        live = np.array([box for _, box in self.live]).reshape(-1, 4)
+        self.lost = [(when, box) for when, box in self.lost if not (box_iou(box[None], live) > MATCH_IOU).any()]
 
     def finish(self) -> list[Tracklet]:
         for tracklet, _ in self.live:

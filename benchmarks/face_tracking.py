@@ -1,0 +1,159 @@
+"""Benchmark face tracking: seconds of processing per minute of input, and peak memory against length.
+
+Prints JSON. In one run, each measured in a fresh child process with an empty cache:
+
+- ``one_face_extract_face``: today's single-face path (`extract_face`) on the shared 512 × 512 talking face,
+  the baseline;
+- ``two_person_1080p_track_people``: `track_people` on a 1080p split screen of the two shared talking faces,
+  each face about a fifth of the frame's height, and how much of each face the single-face path finds there
+  (``extract_face_found_share``, face index 0 and 1);
+- ``peak_memory``: the child's peak resident memory (MiB) for `track_people` on that composite at two lengths,
+  to show it is flat in recording length;
+- ``speaker_detection`` (when a hook is given): its cost on the composite's tracked people, on top of tracking.
+
+    python benchmarks/face_tracking.py [--seconds 16] [--long-seconds 48] [--speakers MODULE:FUNCTION]
+
+``--speakers`` names a function ``f(video_path, people)`` (e.g. the speaker detector) to time after tracking;
+from Python, pass it as `run(..., speaker_detection=f)`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import multiprocessing
+import os
+import platform
+import resource
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+VIDEOS = ROOT.parent / "shared" / "data" / "video"
+FACE_A, FACE_B = VIDEOS / "talking_face_8s.mp4", VIDEOS / "talking_face_b_8s.mp4"
+PANEL = 320  # px: the clips' faces are ~0.65 of their height, so ~0.19 of 1080
+
+
+def loop_clip(seconds: float, folder: Path) -> Path:
+    """The shared talking face looped to ``seconds``."""
+    out = folder / f"one_{int(seconds)}s.mp4"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-stream_loop", "-1", "-i", str(FACE_A),
+                    "-t", str(seconds), "-an", "-c:v", "libx264", "-preset", "veryfast", str(out)], check=True)
+    return out
+
+
+def split_screen(seconds: float, folder: Path) -> Path:
+    """A 1920 × 1080 split screen of the two talking faces, looped to ``seconds``."""
+    out = folder / f"split_{int(seconds)}s.mp4"
+    graph = (f"color=c=gray:s=1920x1080:r=25:d={seconds}[bg];[0:v]scale={PANEL}:{PANEL}[a];"
+             f"[1:v]scale={PANEL}:{PANEL}[b];[bg][a]overlay=400:380:shortest=1[x];[x][b]overlay=1200:380:shortest=1")
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-stream_loop", "-1", "-i", str(FACE_A),
+                    "-stream_loop", "-1", "-i", str(FACE_B), "-filter_complex", graph, "-t", str(seconds), "-an",
+                    "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", str(out)], check=True)
+    return out
+
+
+def _child(job: Callable[[], dict], queue) -> None:
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = job()
+    result.update(wall_s=time.perf_counter() - wall, cpu_s=time.process_time() - cpu,
+                  peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    queue.put(result)
+
+
+def in_child(job: Callable[[], dict]) -> dict:
+    """Run ``job`` in a fresh process; its result plus wall and CPU seconds and peak resident memory."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_child, args=(job, queue))
+    process.start()
+    result = queue.get()
+    process.join()
+    return result
+
+
+def _rates(result: dict, seconds: float) -> dict:
+    """Add seconds per input minute and the real-time multiple (input length / wall time)."""
+    return {**{k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()},
+            "input_s": seconds, "s_per_input_min": round(result["wall_s"] * 60 / seconds, 2),
+            "realtime_x": round(seconds / result["wall_s"], 3)}
+
+
+class ExtractFace:
+    """Job: `extract_face` of a video with an empty cache (``face_index`` as given)."""
+
+    def __init__(self, video: Path, face_index: int | None = None):
+        self.video, self.face_index = video, face_index
+
+    def __call__(self) -> dict:
+        from listenerctl.errors import NoFaceError
+        from listenerctl.features.face import extract_face
+
+        with tempfile.TemporaryDirectory() as cache:
+            try:
+                found = extract_face(self.video, face_index=self.face_index, cache_dir=cache).found_share
+            except NoFaceError:
+                found = 0.0
+        return {"found_share": round(float(found), 3)}
+
+
+class TrackPeople:
+    """Job: `track_people` of a video with an empty cache, then ``speaker_detection(video, people)`` if given."""
+
+    def __init__(self, video: Path, speaker_detection: Callable | None = None):
+        self.video, self.speaker_detection = video, speaker_detection
+
+    def __call__(self) -> dict:
+        from listenerctl.features.tracking import track_people
+
+        with tempfile.TemporaryDirectory() as cache:
+            people = track_people(self.video, cache_dir=cache)
+        result = {"people": len(people), "found_share": [round(float(f), 3) for f in people.found.mean(axis=1)]}
+        if self.speaker_detection is not None:
+            start = time.perf_counter()
+            self.speaker_detection(self.video, people)
+            result["speaker_detection_s"] = time.perf_counter() - start
+        return result
+
+
+def run(seconds: float = 16.0, long_seconds: float = 48.0, speaker_detection: Callable | None = None) -> dict:
+    """All figures (module docstring) for inputs of ``seconds``, memory also at ``long_seconds``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        one, split, long_split = loop_clip(seconds, folder), split_screen(seconds, folder), split_screen(long_seconds, folder)
+        baseline = _rates(in_child(ExtractFace(one)), seconds)
+        tracked = _rates(in_child(TrackPeople(split, speaker_detection)), seconds)
+        if "speaker_detection_s" in tracked:
+            tracked["speaker_detection_s_per_input_min"] = round(tracked["speaker_detection_s"] * 60 / seconds, 2)
+        tracked["extract_face_found_share"] = [in_child(ExtractFace(split, index))["found_share"] for index in (0, 1)]
+        long_run = in_child(TrackPeople(long_split))
+    return {
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "one_face_extract_face": baseline,
+        "two_person_1080p_track_people": tracked,
+        "cost_vs_baseline": round(tracked["s_per_input_min"] / baseline["s_per_input_min"], 2),
+        "peak_memory": {"track_people_short": {"input_s": seconds, "peak_rss_mib": round(tracked["peak_rss_mib"])},
+                        "track_people_long": {"input_s": long_seconds, "peak_rss_mib": round(long_run["peak_rss_mib"]),
+                                              "people": long_run["people"]}},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=16.0)
+    parser.add_argument("--long-seconds", type=float, default=48.0)
+    parser.add_argument("--speakers", help="MODULE:FUNCTION called as f(video_path, people) after tracking")
+    args = parser.parse_args()
+    hook = None
+    if args.speakers:
+        module, _, name = args.speakers.partition(":")
+        hook = getattr(importlib.import_module(module), name)
+    print(json.dumps(run(args.seconds, args.long_seconds, hook), indent=2))
+
+
+if __name__ == "__main__":
+    main()
