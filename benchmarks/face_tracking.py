@@ -1,9 +1,10 @@
 """Benchmark face tracking: seconds of processing per minute of input, and peak memory against length.
 
-Prints JSON. In one run, each measured in a fresh child process with an empty cache:
+Prints JSON. In one run, each measured in a fresh child process with an empty cache, as wall seconds and as
+CPU seconds of that process (MediaPipe's threads included, ffmpeg's decoding not), per input minute:
 
 - ``one_face_extract_face``: today's single-face path (`extract_face`) on the shared 512 × 512 talking face,
-  the baseline;
+  the baseline, and ``one_face_track_people``: `track_people` on the same clip;
 - ``two_person_1080p_track_people``: `track_people` on a 1080p split screen of the two shared talking faces,
   each face about a fifth of the frame's height, and how much of each face the single-face path finds there
   (``extract_face_found_share``, face index 0 and 1);
@@ -80,6 +81,7 @@ def _rates(result: dict, seconds: float) -> dict:
     """Add seconds per input minute and the real-time multiple (input length / wall time)."""
     return {**{k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()},
             "input_s": seconds, "s_per_input_min": round(result["wall_s"] * 60 / seconds, 2),
+            "cpu_s_per_input_min": round(result["cpu_s"] * 60 / seconds, 2),
             "realtime_x": round(seconds / result["wall_s"], 3)}
 
 
@@ -126,6 +128,7 @@ def run(seconds: float = 16.0, long_seconds: float = 48.0, speaker_detection: Ca
         folder = Path(tmp)
         one, split, long_split = loop_clip(seconds, folder), split_screen(seconds, folder), split_screen(long_seconds, folder)
         baseline = _rates(in_child(ExtractFace(one)), seconds)
+        one_tracked = _rates(in_child(TrackPeople(one)), seconds)
         tracked = _rates(in_child(TrackPeople(split, speaker_detection)), seconds)
         if "speaker_detection_s" in tracked:
             tracked["speaker_detection_s_per_input_min"] = round(tracked["speaker_detection_s"] * 60 / seconds, 2)
@@ -134,6 +137,7 @@ def run(seconds: float = 16.0, long_seconds: float = 48.0, speaker_detection: Ca
     return {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "one_face_extract_face": baseline,
+        "one_face_track_people": one_tracked,
         "two_person_1080p_track_people": tracked,
         "cost_vs_baseline": round(tracked["s_per_input_min"] / baseline["s_per_input_min"], 2),
         "peak_memory": {"track_people_short": {"input_s": seconds, "peak_rss_mib": round(tracked["peak_rss_mib"])},

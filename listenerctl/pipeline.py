@@ -19,7 +19,7 @@ import numpy as np
 from listenerctl import __version__
 from listenerctl.atomic import partial_dir, staged_dir
 from listenerctl.conditioning import Conditioning
-from listenerctl.errors import ListenerctlError, NoFaceError
+from listenerctl.errors import ListenerctlError
 from listenerctl.hashing import file_sha256
 from listenerctl.media import MediaInfo, load_audio, probe
 from listenerctl.motion import Motion, num_frames
@@ -45,7 +45,8 @@ class GenerateOptions:
     size: int = 256
     portrait: str | None = None
     side_by_side: bool = False
-    face_index: int | None = None
+    face: str = "largest"              # whose face conditions: 'largest' or N (the N-th from the left)
+    face_at: str | None = None         # or the face nearest a pixel point "X,Y" of the input video
     cache_dir: str | None = None
     text_encoder: str | None = None   # local text encoder folder: condition on transcripts too
     transcript: str | None = None     # the input's transcript (default: a sidecar beside the input)
@@ -60,15 +61,19 @@ class Prepared:
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     transcript: Path | None = None
+    people: dict | None = None  # for videos: how many people were seen, whom the face is of and why
 
 
-def prepare_conditioning(path: Path, face_index: int | None = None, cache_dir: str | None = None,
+def prepare_conditioning(path: Path, face: str = "largest", cache_dir: str | None = None,
                          progress: Callable[[int, int], None] | None = None, text_encoder=None,
-                         transcript: Path | None = None) -> Prepared:
+                         transcript: Path | None = None, face_at: str | None = None) -> Prepared:
     """Probe ``path`` and extract speaker audio and face features at 25 fps.
 
     Audio-only inputs condition on audio; videos without audio on the face; a video whose face is never
-    found falls back to audio. ``progress(frames_done, frames_total)`` follows face extraction.
+    found falls back to audio. In a video every person is tracked (`features.tracking.track_people`) and
+    the face of one conditions: the one nearest the pixel point ``face_at`` ("X,Y") when given, else
+    ``face`` ('largest', or N, the N-th from the left). ``progress(frames_done, frames_total)`` follows
+    face tracking.
     With a ``text_encoder`` (`features.text.TextEncoder`), the ``transcript`` (default: the sidecar
     transcript beside ``path``, if any) is embedded too. Raises `ListenerctlError` when nothing usable remains.
     """
@@ -87,22 +92,32 @@ def prepare_conditioning(path: Path, face_index: int | None = None, cache_dir: s
         raise ListenerctlError(f"{path.name} lasts {duration:.2f} s; at least {MIN_DURATION_S} s is needed.")
     frames = num_frames(duration, MOTION_FPS)
 
-    face = None
+    speaker_face, people = None, None
     if info.has_video:
-        from listenerctl.features.face import extract_face
+        from listenerctl.features.people import parse_face, parse_point
+        from listenerctl.features.tracking import track_people
 
+        point = None if face_at is None else parse_point(face_at)
+        parse_face(face)
         start = time.perf_counter()
-        try:
-            face = extract_face(path, fps=MOTION_FPS, num_frames=frames, face_index=face_index, cache_dir=cache_dir,
-                                progress=None if progress is None else lambda done: progress(done, frames))
-        except NoFaceError:
+        tracked = track_people(path, fps=MOTION_FPS, num_frames=frames, cache_dir=cache_dir,
+                               progress=None if progress is None else lambda done: progress(done, frames))
+        timings["face_features_s"] = time.perf_counter() - start
+        if len(tracked) == 0:
             if samples is None:
                 raise ListenerctlError(f"{path.name} has no audio track and no face in any frame; "
-                                       "there is nothing to condition on.") from None
+                                       "there is nothing to condition on.")
             notes.append("no face found in any frame: conditioning on audio alone")
-        timings["face_features_s"] = time.perf_counter() - start
-        if face is not None and face.found_share < 1.0:
-            notes.append(f"face lost in {100 * (1 - face.found_share):.1f}% of frames: interpolated")
+        else:
+            person, reason = tracked.choose(face, point)
+            speaker_face = tracked.face(person)
+            people = {"seen": len(tracked), "chosen": person, "because": reason,
+                      "found_share": [round(float(share), 4) for share in tracked.found.mean(axis=1)]}
+            if len(tracked) > 1:
+                notes.append(f"{len(tracked)} people seen (numbered from the left): conditioning on person "
+                             f"{person}, {reason}")
+        if speaker_face is not None and speaker_face.found_share < 1.0:
+            notes.append(f"face lost in {100 * (1 - speaker_face.found_share):.1f}% of frames: interpolated")
     audio = None
     if samples is not None:
         start = time.perf_counter()
@@ -126,8 +141,8 @@ def prepare_conditioning(path: Path, face_index: int | None = None, cache_dir: s
             timings["text_features_s"] = time.perf_counter() - start
             notes.append(f"transcript {transcript.name}: {len(units)} units, words in "
                          f"{100 * float(np.mean(text.unit >= 0)):.0f}% of frames")
-    return Prepared(info, Conditioning(MOTION_FPS, frames, audio=audio, face=face, text=text), notes, timings,
-                    transcript if text is not None else None)
+    return Prepared(info, Conditioning(MOTION_FPS, frames, audio=audio, face=speaker_face, text=text), notes,
+                    timings, transcript if text is not None else None, people)
 
 
 def text_encoder_for(opts: GenerateOptions, generator):
@@ -247,10 +262,10 @@ def generate_item(path: Path, out_root: Path, opts: GenerateOptions, generator, 
     ``progress(stage, done, total)`` follows face extraction and rendering.
     """
     started = time.perf_counter()
-    prepared = prepare_conditioning(path, opts.face_index, opts.cache_dir,
+    prepared = prepare_conditioning(path, opts.face, opts.cache_dir,
                                     None if progress is None else lambda d, t: progress("face", d, t),
                                     text_encoder_for(opts, generator),
-                                    Path(opts.transcript) if opts.transcript else None)
+                                    Path(opts.transcript) if opts.transcript else None, opts.face_at)
     for note in prepared.notes:
         report(f"{path.name}: {note}")
     final = out_root / (output_name or path.stem)
@@ -273,6 +288,7 @@ def generate_item(path: Path, out_root: Path, opts: GenerateOptions, generator, 
                       "transcript": None if prepared.transcript is None else str(prepared.transcript)},
             "conditioning": prepared.cond.modalities,
             "face_found_share": None if prepared.cond.face is None else prepared.cond.face.found_share,
+            "people": prepared.people,
             "notes": prepared.notes,
             "model": {"name": generator.name, **generator.describe()},
             "seed": opts.seed,

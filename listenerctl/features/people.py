@@ -74,3 +74,30 @@ class People:
         centres = (self.boxes[..., :2] + self.boxes[..., 2:]) / 2 * np.array([width, height])
         gaps = np.hypot(centres[..., 0] - x, centres[..., 1] - y)
         return int(np.argmin([np.nanmin(gaps[p]) for p in range(len(self))]))
+
+    def choose(self, face: str = "largest", at: tuple[float, float] | None = None) -> tuple[int, str]:
+        """The person to condition on and why, in words: the one nearest the pixel point ``at`` when given,
+        else ``face`` = 'largest' (`largest`) or a number N (`nth`)."""
+        if at is not None:
+            return self.nearest(*at), f"nearest the point {at[0]:g},{at[1]:g}"
+        if face == "largest":
+            return self.largest(), "the largest face"
+        return self.nth(parse_face(face)), f"face {face} from the left"
+
+
+def parse_face(face: str) -> int | str:
+    """A ``--face`` value checked: 'largest' as is, else a face number ≥ 0; one sentence otherwise."""
+    if face == "largest":
+        return face
+    if not face.isdigit():
+        raise ListenerctlError(f"--face takes 'largest' or a face number (0 = the leftmost), not {face!r}.")
+    return int(face)
+
+
+def parse_point(text: str) -> tuple[float, float]:
+    """A ``--face-at X,Y`` value (pixels of the input video) as a pair of numbers; one sentence otherwise."""
+    try:
+        x, y = (float(part) for part in text.split(","))
+    except ValueError:
+        raise ListenerctlError(f"--face-at takes a pixel point X,Y such as 640,360, not {text!r}.") from None
+    return x, y
