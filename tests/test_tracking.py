@@ -116,6 +116,7 @@ CUTS = [(20, [Placement("A", 510, 90, 900)]),  # A close-up
         (20, [Placement("A", 900, 200, 700)]),  # A again, where B had been
         (20, [Placement("B", 510, 240, 600)])]
 SMALL = [(75, [Placement("A", 200, 700, 160), Placement("B", 1100, 200, 480)])]  # A's face ~1/10 of the height
+TINY = [(25, [Placement("A", 700, 500, 84)])]  # a face ~1/20 of the height
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +128,7 @@ def tracked(tmp_path_factory):
 
     def layout(name: str):
         if name not in result:
-            shots = {"split": SPLIT, "grid": GRID, "cuts": CUTS, "small": SMALL}[name]
+            shots = {"split": SPLIT, "grid": GRID, "cuts": CUTS, "small": SMALL, "tiny": TINY}[name]
             path = folder / f"{name}.mp4"
             compose(path, shots)
             total = sum(frames for frames, _ in shots)  # ffmpeg's concat may drop the last frame: pad to it
@@ -172,6 +173,12 @@ def test_a_face_a_tenth_of_the_frame_high_is_found(tracked):
     identity = who_is_who(people, shots)
     height = np.nanmedian(people.boxes[identity["A"], :, 3] - people.boxes[identity["A"], :, 1])
     assert 0.07 < height < 0.12
+
+
+def test_a_face_a_twentieth_of_the_frame_high_is_found(tracked):
+    shots, _, people = tracked("tiny")
+    assert len(people) == 1 and who_is_who(people, shots) == {"A": 0}
+    assert np.nanmedian(people.boxes[0, :, 3] - people.boxes[0, :, 1]) < 0.06
 
 
 def test_tiles_find_the_small_face_the_whole_frame_misses(tracked):
