@@ -126,7 +126,8 @@ def run(seconds: float = 16.0, long_seconds: float = 48.0, speaker_detection: Ca
     """All figures (module docstring) for inputs of ``seconds``, memory also at ``long_seconds``."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        one, split, long_split = loop_clip(seconds, folder), split_screen(seconds, folder), split_screen(long_seconds, folder)
+        one, split = loop_clip(seconds, folder), split_screen(seconds, folder)
+        long_split = split_screen(long_seconds, folder)
         baseline = _rates(in_child(ExtractFace(one)), seconds)
         one_tracked = _rates(in_child(TrackPeople(one)), seconds)
         tracked = _rates(in_child(TrackPeople(split, speaker_detection)), seconds)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from listenerctl.features.face import _arkit_row, _mp_image
+from listenerctl.features.face import arkit_row, mp_image
 
 CROP_SCALE = 2.0  # crop side / face box's longer side
 CROP_PX = 256  # crop side in pixels given to the landmarker
@@ -84,7 +84,7 @@ def landmarks_in_crop(landmarker, frame: np.ndarray, box: np.ndarray) -> CropFac
     """The face nearest the centre of the crop around ``box`` [4] (frame pixels) of an RGB uint8 ``frame``
     [H, W, 3], found by an IMAGE-mode ``landmarker``; None when the crop holds no face."""
     crop, x0, y0, side = crop_square(frame, box)
-    result = landmarker.detect(_mp_image(crop))
+    result = landmarker.detect(mp_image(crop))
     if not result.face_landmarks:
         return None
     points = [np.array([(p.x, p.y, p.z) for p in face]) for face in result.face_landmarks]
@@ -93,7 +93,7 @@ def landmarks_in_crop(landmarker, frame: np.ndarray, box: np.ndarray) -> CropFac
     pts = points[face]
     crop_box = np.concatenate([pts[:, :2].min(axis=0), pts[:, :2].max(axis=0)]) * CROP_PX
     matrix = np.asarray(result.facial_transformation_matrixes[face], dtype=np.float64)
-    arkit = _arkit_row(result, face)
+    arkit = arkit_row(result, face)
     arkit[-3:] = frame_translation(matrix[:3, 3], (x0, y0), side, (frame.shape[1], frame.shape[0]))
     frame_box = crop_box * side / CROP_PX + np.array([x0, y0, x0, y0])
     return CropFace(arkit, frame_box, _hist(crop, crop_box))

@@ -82,14 +82,14 @@ def suppress(boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
 def detect_in_tile(detector, frame: np.ndarray, tile: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Face boxes [N, 4] (x0, y0, x1, y1 in frame pixels) and scores [N] found in one region ``tile`` (x0, y0,
     width, height) of an RGB uint8 ``frame`` [H, W, 3]."""
-    from listenerctl.features.face import _mp_image
+    from listenerctl.features.face import mp_image
 
     x0, y0, width, height = tile
     scale = min(1.0, TILE_PX / max(width, height))
     view = frame[y0:y0 + height, x0:x0 + width]
     small = (cv2.resize(view, (max(1, round(width * scale)), max(1, round(height * scale))),
                         interpolation=cv2.INTER_AREA) if scale < 1 else view)
-    result = detector.detect(_mp_image(small))
+    result = detector.detect(mp_image(small))
     boxes = np.array([[d.bounding_box.origin_x, d.bounding_box.origin_y,
                        d.bounding_box.origin_x + d.bounding_box.width, d.bounding_box.origin_y + d.bounding_box.height]
                       for d in result.detections], dtype=np.float64).reshape(-1, 4)

@@ -13,8 +13,6 @@ numbered from the image's left by their median face centre.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -24,11 +22,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from listenerctl.atomic import atomic_file
 from listenerctl.features.crop_landmarks import CropFace, crop_square, landmarks_in_crop
 from listenerctl.features.detection import box_iou, detect_in_tile, merge, open_detector, tiles
-from listenerctl.features.face import (ARKIT_DIM, MAX_WORKERS, MODEL_PATH, Progress, _detection_size,
-                                       _native_stderr_silenced, default_cache_dir, open_landmarker)
+from listenerctl.features.face import (ARKIT_DIM, MAX_WORKERS, MODEL_PATH, Progress, cache_key, default_cache_dir,
+                                       detection_size, native_stderr_silenced, open_landmarker, write_cache)
 from listenerctl.features.people import People
 from listenerctl.features.reid import Tracklet, distance, group
 from listenerctl.media import iter_video_frames, probe
@@ -202,14 +199,6 @@ def people_from_tracklets(tracklets: list[Tracklet], num_frames: int, fps: float
                   frame_size=frame_size)
 
 
-def _cache_entry(video_path: Path, settings: dict, model: Path, cache_dir: str | Path | None) -> Path:
-    from listenerctl.hashing import file_sha256
-
-    blob = json.dumps({"video": file_sha256(video_path), "model": file_sha256(model), "version": TRACKING_VERSION,
-                       **settings}, sort_keys=True)
-    return Path(cache_dir or default_cache_dir()) / f"people-{hashlib.sha256(blob.encode()).hexdigest()}.npz"
-
-
 def _load(entry: Path) -> People | None:
     try:
         with np.load(entry) as cached:
@@ -218,17 +207,6 @@ def _load(entry: Path) -> People | None:
                           frame_size=tuple(int(v) for v in cached["frame_size"]))
     except (OSError, KeyError, ValueError):
         return None
-
-
-def _store(entry: Path, people: People) -> None:
-    """Write the cache entry atomically; a cache that cannot be written only costs a re-run."""
-    try:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_file(entry) as fh:
-            np.savez(fh, arkit=people.arkit, found=people.found, boxes=people.boxes, thumbnails=people.thumbnails,
-                     fps=people.fps, frame_size=np.array(people.frame_size))
-    except OSError:
-        pass
 
 
 def track_people(video_path: str | Path, fps: float = 25.0, num_frames: int | None = None,
@@ -242,15 +220,16 @@ def track_people(video_path: str | Path, fps: float = 25.0, num_frames: int | No
     video_path = Path(video_path)
     model = Path(model_path) if model_path is not None else MODEL_PATH
     info = probe(video_path)
-    size = _detection_size(video_path)
-    entry = _cache_entry(video_path, {"fps": fps, "num_frames": num_frames, "size": size}, model, cache_dir)
+    size = detection_size(video_path)
+    settings = {"fps": fps, "num_frames": num_frames, "size": size, "tracking": TRACKING_VERSION}
+    entry = Path(cache_dir or default_cache_dir()) / f"people-{cache_key(video_path, settings, model)}.npz"
     cached = _load(entry)
     if cached is not None:
         return cached
     workers = workers or max(1, min(MAX_WORKERS, os.cpu_count() or 1))
     count = 0
     with ExitStack() as stack:
-        stack.enter_context(_native_stderr_silenced())
+        stack.enter_context(native_stderr_silenced())
         tracker = None
         frames = stack.enter_context(closing(iter_video_frames(video_path, fps=fps, size=size, num_frames=num_frames)))
         pool = _Workers(stack, workers, model)
@@ -261,5 +240,6 @@ def track_people(video_path: str | Path, fps: float = 25.0, num_frames: int | No
                 progress(count)
         tracklets = tracker.finish() if tracker is not None else []
     people = people_from_tracklets(tracklets, count, fps, (info.width, info.height))
-    _store(entry, people)
+    write_cache(entry, arkit=people.arkit, found=people.found, boxes=people.boxes, thumbnails=people.thumbnails,
+                fps=people.fps, frame_size=np.array(people.frame_size))
     return people
