@@ -27,12 +27,14 @@ FACE_SHARE = 0.65  # the source faces' landmark boxes are about 0.65 of their 51
 
 @dataclass
 class Placement:
-    """Source ``who`` scaled to a ``side`` px square panel at (x, y) of the 1920 × 1080 canvas."""
+    """Source ``who`` scaled to a ``side`` px square panel at (x, y) of the 1920 × 1080 canvas, its colours
+    changed by the ffmpeg filter ``grade`` when given (another camera's look)."""
 
     who: str
     x: int
     y: int
     side: int
+    grade: str = ""
 
     def contains(self, box: np.ndarray) -> bool:
         """Whether a box [4] (fractions of the frame) has its centre inside this panel."""
@@ -65,7 +67,7 @@ def compose(path, shots: list[Shot]) -> None:
             label = f"{p.who}{used[p.who]}"
             used[p.who] += 1
             graph.append(f"[{label}]trim=start={begin}:duration={seconds},setpts=PTS-STARTPTS,"
-                         f"scale={p.side}:{p.side}[p{s}_{k}]")
+                         f"scale={p.side}:{p.side}" + (f",{p.grade}" if p.grade else "") + f"[p{s}_{k}]")
             graph.append(f"[{last}][p{s}_{k}]overlay={p.x}:{p.y}:shortest=1[o{s}_{k}]")
             last = f"o{s}_{k}"
         graph.append(f"[{last}]null[s{s}]")
@@ -113,7 +115,7 @@ GRID = [(75, [Placement("A", 300, 30, 480), Placement("B", 1100, 30, 480), Place
 CUTS = [(20, [Placement("A", 510, 90, 900)]),  # A close-up
         (20, [Placement("B", 300, 120, 900)]),  # B close-up, overlapping where A was
         (20, [Placement("A", 400, 380, 320), Placement("B", 1200, 380, 320)]),  # two-shot
-        (20, [Placement("A", 900, 200, 700)]),  # A again, where B had been
+        (20, [Placement("A", 900, 200, 700, "eq=brightness=0.06:contrast=1.2")]),  # A again, brighter, where B was
         (20, [Placement("B", 510, 240, 600)])]
 SMALL = [(75, [Placement("A", 200, 700, 160), Placement("B", 1100, 200, 480)])]  # A's face ~1/10 of the height
 TINY = [(25, [Placement("A", 700, 500, 84)])]  # a face ~1/20 of the height

@@ -21,23 +21,24 @@ import cv2
 import numpy as np
 
 from listenerctl.features.face import arkit_row, mp_image
+from listenerctl.features.face_descriptors import colour, texture
 
 CROP_SCALE = 2.0  # crop side / face box's longer side
 CROP_PX = 256  # crop side in pixels given to the landmarker
 FOV_Y_DEG = 63.0  # vertical field of view of MediaPipe's face-geometry camera
 LANDMARK_FACES = 2  # faces the landmarker may return per crop; the one nearest the crop's centre is kept
-HIST_BINS = (16, 4)  # hue × saturation bins of the appearance histogram
 
 
 @dataclass
 class CropFace:
     """One face found in a crop: ``arkit`` [58] (translation in the whole frame's camera, cm), ``box`` [4]
-    landmark bounding box x0, y0, x1, y1 in frame pixels, ``hist`` [16 × 4] hue-saturation histogram of the
-    middle of the face (sums to 1)."""
+    landmark bounding box x0, y0, x1, y1 in frame pixels, and its `face_descriptors`: ``colour`` [64] and
+    ``texture`` [944]."""
 
     arkit: np.ndarray
     box: np.ndarray
-    hist: np.ndarray
+    colour: np.ndarray
+    texture: np.ndarray
 
 
 def crop_square(frame: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, float, float, float]:
@@ -68,18 +69,6 @@ def frame_translation(crop_translation: np.ndarray, origin: tuple[float, float],
     return np.array([-z * (x - width / 2) / (height / 2) * tan, z * (y - height / 2) / (height / 2) * tan, z])
 
 
-def _hist(crop: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """Hue-saturation histogram [H × S] (sums to 1) of the middle of the face ``box`` [4] (crop pixels)."""
-    x0, y0, x1, y1 = box
-    inner = crop[int(max(0, y0 + 0.15 * (y1 - y0))):int(max(0, y1 - 0.1 * (y1 - y0))),
-                 int(max(0, x0 + 0.15 * (x1 - x0))):int(max(0, x1 - 0.15 * (x1 - x0)))]
-    if inner.size == 0:
-        return np.full(np.prod(HIST_BINS), 1.0 / np.prod(HIST_BINS))
-    hsv = cv2.cvtColor(np.ascontiguousarray(inner), cv2.COLOR_RGB2HSV)
-    hist = cv2.calcHist([hsv], [0, 1], None, list(HIST_BINS), [0, 180, 0, 256]).ravel()
-    return hist / max(hist.sum(), 1.0)
-
-
 def landmarks_in_crop(landmarker, frame: np.ndarray, box: np.ndarray) -> CropFace | None:
     """The face nearest the centre of the crop around ``box`` [4] (frame pixels) of an RGB uint8 ``frame``
     [H, W, 3], found by an IMAGE-mode ``landmarker``; None when the crop holds no face."""
@@ -96,4 +85,4 @@ def landmarks_in_crop(landmarker, frame: np.ndarray, box: np.ndarray) -> CropFac
     arkit = arkit_row(result, face)
     arkit[-3:] = frame_translation(matrix[:3, 3], (x0, y0), side, (frame.shape[1], frame.shape[0]))
     frame_box = crop_box * side / CROP_PX + np.array([x0, y0, x0, y0])
-    return CropFace(arkit, frame_box, _hist(crop, crop_box))
+    return CropFace(arkit, frame_box, colour(crop, crop_box), texture(crop, pts))

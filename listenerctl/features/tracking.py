@@ -27,7 +27,7 @@ from listenerctl.features.detection import box_iou, detect_in_tile, merge, open_
 from listenerctl.features.face import (ARKIT_DIM, MAX_WORKERS, MODEL_PATH, Progress, cache_key, default_cache_dir,
                                        detection_size, native_stderr_silenced, open_landmarker, write_cache)
 from listenerctl.features.people import People
-from listenerctl.features.reid import Tracklet, distance, group
+from listenerctl.features.reid import Tracklet, colour_distance, group
 from listenerctl.media import iter_video_frames, probe
 
 DETECT_EVERY = 15  # frames between detection passes while nothing is lost (0.6 s at 25 fps)
@@ -39,8 +39,9 @@ DUPLICATE_IOU = 0.5  # two tracklets overlapping this much follow one face: the 
 # composites: cuts 0.16-0.28 and 14-31, frames within a shot at most 0.03 and 2.3.
 CUT_HIST = 0.12
 CUT_PIXELS = 12.0
-# A face whose histogram is this far (Hellinger) from its tracklet's mean so far is someone else, a cut the
-# frame difference missed (a dissolve, one person replaced by another in the same place).
+# A face whose colour descriptor is this far (Hellinger) from its tracklet's mean so far is someone else, a
+# cut the frame difference missed (a dissolve, one person replaced by another in the same place); within a
+# shot the camera's colours stay, so colour is the sharper test here.
 SWAP_DISTANCE = 0.4
 MIN_TRACKLET = 3  # shorter tracklets are dropped as flicker
 MIN_PERSON_FRAMES = 12  # people found in fewer frames (about half a second) are dropped as spurious
@@ -113,7 +114,8 @@ class _Tracker:
     def _add(self, tracklet: Tracklet, face: CropFace, frame: np.ndarray) -> None:
         tracklet.rows.append(face.arkit)
         tracklet.boxes.append((face.box / self.scale).astype(np.float32))
-        tracklet.hist_sum = tracklet.hist_sum + face.hist
+        tracklet.colour_sum = tracklet.colour_sum + face.colour
+        tracklet.texture_sum = tracklet.texture_sum + face.texture
         area = float(np.prod(face.box[2:] - face.box[:2]))
         if area > tracklet.thumbnail_area:
             tracklet.thumbnail, tracklet.thumbnail_area = _thumbnail(frame, face.box), area
@@ -136,7 +138,7 @@ class _Tracker:
         kept: list[tuple[Tracklet, np.ndarray]] = []
         for (tracklet, box), face in zip(self.live, faces):
             overlaps = (face is not None and box_iou(face.box[None], box[None])[0, 0] >= MATCH_IOU
-                        and distance(face.hist, tracklet.descriptor()) < SWAP_DISTANCE)
+                        and colour_distance(face.colour, tracklet.colour_sum / len(tracklet.rows)) < SWAP_DISTANCE)
             duplicate = overlaps and any(box_iou(face.box[None], other[None])[0, 0] > DUPLICATE_IOU
                                          for _, other in kept)
             if overlaps and not duplicate:
