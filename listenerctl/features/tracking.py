@@ -4,11 +4,11 @@ Per frame (streamed, one frame in memory): each live tracklet's face is looked u
 was in the previous frame (`crop_landmarks`); faces are detected afresh over the whole frame and its tiles
 (`detection`) every `DETECT_EVERY` frames and at every shot cut, and a detected face no tracklet covers
 starts a new tracklet. A face lost (occluded, turned away) is looked for again where it was, in every frame
-for `RECOVER_FRAMES`. A shot cut (the frame's colour histogram or its small
-grey-level image jumps) ends every tracklet, so no tracklet runs from one person onto another who appears in
-the same place after the cut. At the end, tracklets are grouped into people by appearance
-(`reid`), people seen in fewer than `MIN_PERSON_FRAMES` frames are dropped as spurious, and the rest are
-numbered from the image's left by their median face centre.
+for `RECOVER_FRAMES`. A shot cut (the frame's colour histogram or its small grey image jumps) ends every
+tracklet, so no tracklet runs from one person onto another who appears in the same place after the cut. At
+the end, tracklets are grouped into people by appearance (`reid`), people seen in fewer than
+`MIN_PERSON_FRAMES` frames are dropped as spurious, and the rest are numbered from the image's left by
+their median face centre.
 """
 
 from __future__ import annotations
