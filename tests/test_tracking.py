@@ -14,8 +14,10 @@ from listenerctl.errors import ListenerctlError, NoFaceError
 from listenerctl.features import tracking
 from listenerctl.features.crop_landmarks import frame_translation
 from listenerctl.features.detection import detect_in_tile, merge, open_detector, tiles
-from listenerctl.features.face import MODEL_PATH, extract_face
+from listenerctl.features.face import MODEL_PATH, extract_face, mp_image, open_landmarker
+from listenerctl.features.face_descriptors import colour, texture
 from listenerctl.features.people import People
+from listenerctl.features.reid import Tracklet, colour_distance, group, texture_distance
 from listenerctl.features.tracking import is_cut, shot_signature, track_people
 from listenerctl.media import iter_video_frames
 from listenerctl.motion import ARKIT52
@@ -270,3 +272,36 @@ def test_translation_from_a_crop_maps_back_to_the_frame():
                        [0.0, 0.0, -160.0])
     # a crop right of centre puts the head right of the camera's axis (x to the image's right)
     assert frame_translation(np.array([0.0, 0.0, -40.0]), (1500, 405), 270, (1920, 1080))[0] > 0
+
+
+def test_texture_ignores_a_change_of_camera_colours_that_colour_cannot():
+    def descriptors(frame):
+        with open_landmarker(False, 1) as landmarker:
+            result = landmarker.detect(mp_image(frame))
+        points = np.array([(p.x, p.y, p.z) for p in result.face_landmarks[0]])
+        box = np.concatenate([points[:, :2].min(axis=0), points[:, :2].max(axis=0)]) * frame.shape[0]
+        return colour(frame, box), texture(frame, points)
+
+    a = next(iter(iter_video_frames(shared_file(SOURCES["A"]))))
+    b = next(iter(iter_video_frames(shared_file(SOURCES["B"]))))
+    warmer = np.clip(a * np.array([1.15, 1.0, 0.8]) * 1.1 + 10, 0, 255).astype(np.uint8)  # white balance, gain
+    (colour_a, texture_a), (colour_warm, texture_warm), (colour_b, texture_b) = map(descriptors, (a, warmer, b))
+    assert texture_distance(texture_a, texture_warm) < 0.25 * texture_distance(texture_a, texture_b)
+    assert colour_distance(colour_a, colour_warm) > colour_distance(colour_a, colour_b)  # colour alone would fail
+
+
+def test_people_in_view_together_are_never_merged_however_alike():
+    def tracklet(start, frames, colour_hist, texture_hist):
+        return Tracklet(start=start, rows=[np.zeros(58)] * frames, boxes=[np.zeros(4)] * frames,
+                        colour_sum=colour_hist * frames, texture_sum=texture_hist * frames)
+
+    same_colour, same_texture = np.full(64, 1 / 64), np.full(944, 1 / 944)
+    twins = [tracklet(0, 50, same_colour, same_texture), tracklet(10, 30, same_colour, same_texture)]
+    later = tracklet(60, 20, same_colour, same_texture)  # looks the same, seen after both: joins one of them
+    other = np.zeros(64)
+    other[:8] = 1 / 8
+    stranger = tracklet(90, 20, other, same_texture)  # other colours, alone in view: a new person
+    people = group(twins + [later, stranger])
+    assert sorted(len(p) for p in people) == [1, 1, 2]
+    assert not any(twins[0] in p and twins[1] in p for p in people)
+    assert [stranger] in people
