@@ -63,8 +63,8 @@ class People:
         return index
 
     def nearest(self, x: float, y: float) -> int:
-        """The person whose face box centre, over the frames where found, comes nearest the point (x, y) in pixels
-        of the input video (needs ``frame_size``)."""
+        """The person whose face box centre is nearest the point (x, y) in pixels of the input video, as the
+        median distance over the frames where they are found (needs ``frame_size``)."""
         self._require_someone()
         if self.frame_size is None:
             raise ValueError("People.nearest needs frame_size, the input video's size in pixels")
@@ -73,7 +73,7 @@ class People:
             raise ListenerctlError(f"the point {x:g},{y:g} lies outside the {width}x{height} video.")
         centres = (self.boxes[..., :2] + self.boxes[..., 2:]) / 2 * np.array([width, height])
         gaps = np.hypot(centres[..., 0] - x, centres[..., 1] - y)
-        return int(np.argmin([np.nanmin(gaps[p]) for p in range(len(self))]))
+        return int(np.argmin([np.median(gaps[p, self.found[p]]) for p in range(len(self))]))
 
     def choose(self, face: str = "largest", at: tuple[float, float] | None = None) -> tuple[int, str]:
         """The person to condition on and why, in words: the one nearest the pixel point ``at`` when given,
