@@ -118,7 +118,8 @@ def generate(
     portrait: Annotated[Optional[Path], typer.Option(help="Portrait photo to animate with --render portrait (default: the input's first frame with a face, else the shipped portrait).")] = None,
     pirender_checkpoint: Annotated[Optional[Path], typer.Option(help="PIRender generator checkpoint (.pth) for --render pirender; a GPU is advised.")] = None,
     side_by_side: Annotated[bool, typer.Option("--side-by-side", help="Also write side_by_side_XX.mp4 (speaker | listener).")] = False,
-    face_index: Annotated[Optional[int], typer.Option(help="With several faces, track the N-th from the left (default: the largest).")] = None,
+    face: Annotated[str, typer.Option(help="Whose face conditions: 'auto' (whoever talks; in a dialogue the face follows the turns), 'largest', or N, the N-th person from the left (0 = leftmost).")] = "auto",
+    face_at: Annotated[Optional[str], typer.Option(help="Condition on the face nearest this pixel point X,Y of the input video (overrides --face).")] = None,
     text_encoder: Annotated[Optional[Path], typer.Option(help=TEXT_ENCODER_HELP)] = None,
     transcript: Annotated[Optional[Path], typer.Option(help="Timed transcript (.srt, .vtt or Whisper-style .json) of the one input (default: INPUT's stem with one of those suffixes, beside it); needs --text-encoder.")] = None,
     task: Annotated[Task, typer.Option(help="listener: K listener reactions; cospeech: the speaker's own face and upper-body gestures from the speech (model diffsheg; skeleton video unless --render none).")] = Task.listener,
@@ -138,9 +139,13 @@ def generate(
                            resolve_device(device), render, size, audio_encoder, smplx_model, steps, overlap)
         return
 
+    from listenerctl.features.people import parse_face, parse_point
     from listenerctl.pipeline import GenerateOptions, check_inputs, generate_item, text_encoder_for
 
     check_inputs(inputs)
+    parse_face(face)  # a bad --face or --face-at stops before any work
+    if face_at is not None:
+        parse_point(face_at)
     if transcript is not None and len(inputs) > 1:
         raise ListenerctlError("--transcript names the transcript of one input; with several inputs, put each "
                                "transcript beside its input with the same stem (talk.mp4 → talk.srt).")
@@ -148,7 +153,7 @@ def generate(
                            seed=seed, device=resolve_device(device), render=render.value,
                            mesh_backend=mesh_backend.value, size=size,
                            portrait=str(portrait) if portrait else None, side_by_side=side_by_side,
-                           face_index=face_index, text_encoder=str(text_encoder) if text_encoder else None,
+                           face=face, face_at=face_at, text_encoder=str(text_encoder) if text_encoder else None,
                            transcript=str(transcript) if transcript else None)
     generator = load_generator(model, checkpoint, opts.device, task="listener")
     text_encoder_for(opts, generator)          # a bad encoder or a model without text stops before any work
