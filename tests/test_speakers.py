@@ -17,7 +17,8 @@ from listenerctl.features.audio import extract_audio
 from listenerctl.features.face import extract_face
 from listenerctl.features.people import People
 from listenerctl.features.speaker_choice import CROSSFADE_S, choose_speaker
-from listenerctl.features.speakers import detect_speakers, viterbi
+from listenerctl.features.speakers import detect_speakers
+from listenerctl.features.switching import viterbi
 from listenerctl.media import load_audio
 
 FPS, FRAMES, HOP = 25.0, 200, 640  # 8 s clips; audio samples per frame at 16 kHz

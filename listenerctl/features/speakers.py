@@ -37,13 +37,16 @@ average over about 1 s.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 from listenerctl.conditioning import AudioFeatures
 from listenerctl.features.audio import bool_runs
 from listenerctl.features.people import People
+from listenerctl.features.switching import viterbi
+from listenerctl.features.voices import diarize
 from listenerctl.motion import ARKIT52
 
 MOUTH_CHANNELS = tuple(ARKIT52.index(name) for name in (
@@ -57,6 +60,9 @@ TALKING_MOTION = 0.1    # mouth motion (Σ |Δ weight| per frame) at and above w
 NOBODY_SCORE = 0.1      # emission of "nobody in view talks" (a sync score below this is no evidence)
 SWITCH_COST = 2.5       # cost of a change of speaker, in score × frames
 OWN_TRACK_LOUDEST, OWN_TRACK_CROSSTALK = 1.0, 0.5  # scores with per-person audio tracks
+VOICE_WEIGHT = 0.3      # added to the emission of a voice's owner at that voice's frames, score units
+VOICE_MARGIN = 0.05     # least loss in summed evidence if a voice changed owner, for the owner to stand
+NOBODY, UNDECIDED = -1, -2  # voice owners that are not a person in view
 
 
 @dataclass
@@ -75,7 +81,9 @@ class Speakers:
     score [P, T] float32 evidence that each person talks (sync score or own-track score; NaN where they
     cannot be judged); active [T] int32 the person talking, −1 where nobody in view talks or there is no
     speech; speech [T] bool speech present; share [P] float share of the speech frames attributed to each
-    person (the rest went to nobody in view); turns in time order.
+    person (the rest went to nobody in view); turns in time order. From the mixed track's diarization:
+    voice [T] int32 the voice heard (−1 where there is no speech or no mixed track) and voice_owner [V] int
+    the person each voice was given to (`NOBODY` = nobody in view, `UNDECIDED` = not used).
     """
 
     score: np.ndarray
@@ -84,6 +92,8 @@ class Speakers:
     share: np.ndarray
     turns: list[Turn]
     fps: float
+    voice: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    voice_owner: list[int] = field(default_factory=list)
 
     @property
     def talkers(self) -> list[int]:
@@ -180,27 +190,6 @@ def own_track_scores(person_audio: list[AudioFeatures]) -> tuple[np.ndarray, np.
     return score.astype(np.float32), vad.any(axis=0)
 
 
-def viterbi(emission: np.ndarray, switch_cost: float) -> np.ndarray:
-    """The state path [N] int maximising Σ emission[state, n] − switch_cost × (number of changes), from
-    emissions [S, N] (−inf = impossible; every column needs one finite entry)."""
-    states, steps = emission.shape
-    path = np.zeros(steps, np.int64)
-    if steps == 0:
-        return path
-    back = np.zeros((steps, states), np.int64)
-    total = emission[:, 0].copy()
-    for n in range(1, steps):
-        stay, leave_from = total, int(np.argmax(total))
-        switch = total[leave_from] - switch_cost
-        take_switch = switch > stay
-        back[n] = np.where(take_switch, leave_from, np.arange(states))
-        total = np.where(take_switch, switch, stay) + emission[:, n]
-    path[-1] = int(np.argmax(total))
-    for n in range(steps - 1, 0, -1):
-        path[n - 1] = back[n, path[n]]
-    return path
-
-
 def turns_of(active: np.ndarray, fps: float) -> list[Turn]:
     """Turns from the per-frame speaker [T] (−1 = nobody): runs of one person, pauses (−1) between two runs
     of the same person included."""
@@ -218,6 +207,42 @@ def turns_of(active: np.ndarray, fps: float) -> list[Turn]:
     return merged
 
 
+def voice_evidence(score: np.ndarray, voice: np.ndarray, voices: int) -> np.ndarray:
+    """Evidence [V, P] that person p is voice v: the mean of p's sync scores [P, T] over the frames of v
+    (``voice`` [T]); −inf where p has no score at any of them."""
+    evidence = np.full((voices, len(score)), -np.inf)
+    for v in range(voices):
+        frames = score[:, voice == v]
+        judged = ~np.isnan(frames)
+        sums = np.where(judged, frames, 0.0).sum(axis=1)
+        evidence[v] = np.where(judged.any(axis=1), sums / np.maximum(judged.sum(axis=1), 1), -np.inf)
+    return evidence
+
+
+def voice_owners(evidence: np.ndarray) -> list[int]:
+    """Owner of each voice from evidence [V, P] (`voice_evidence`): the one-to-one assignment of voices to
+    people or `NOBODY` (worth `NOBODY_SCORE`, open to every voice) with the most summed evidence; a voice
+    whose owner would cost less than `VOICE_MARGIN` of that sum to change is `UNDECIDED`."""
+    voices, count = evidence.shape
+    table = np.concatenate([evidence, np.full((voices, voices), NOBODY_SCORE)], axis=1)
+    finite = np.where(np.isfinite(table), table, -1e6)
+
+    def best(values: np.ndarray) -> tuple[float, np.ndarray]:
+        rows, cols = linear_sum_assignment(values, maximize=True)
+        return float(values[rows, cols].sum()), cols[np.argsort(rows)]
+
+    total, cols = best(finite)
+    owners = []
+    for v, col in enumerate(cols):
+        changed = finite.copy()
+        changed[v, col if col < count else slice(count, None)] = -1e6
+        if finite[v, col] <= -1e6 or total - best(changed)[0] < VOICE_MARGIN:
+            owners.append(UNDECIDED)
+        else:
+            owners.append(int(col) if col < count else NOBODY)
+    return owners
+
+
 def detect_speakers(people: People, audio: AudioFeatures | None = None,
                     person_audio: list[AudioFeatures] | None = None) -> Speakers:
     """Who of ``people`` talks when: from audio–visual synchrony with the mixed ``audio`` track, or from
@@ -233,10 +258,18 @@ def detect_speakers(people: People, audio: AudioFeatures | None = None,
     else:
         score, speech = np.full((count, frames), np.nan, np.float32), np.zeros(frames, bool)
     emission = np.where(people.found & ~np.isnan(score), score, -np.inf)
-    emission = np.concatenate([emission, np.full((1, frames), NOBODY_SCORE)])[:, speech]
-    path = viterbi(emission, SWITCH_COST)
+    emission = np.concatenate([emission, np.full((1, frames), NOBODY_SCORE)])
+    voice, owners = np.full(frames, -1, np.int32), []
+    if audio is not None and person_audio is None and count > 0:
+        voices = diarize(audio, fps, count + 1)
+        if voices.count > 1:
+            voice, owners = voices.label, voice_owners(voice_evidence(score, voices.label, voices.count))
+        for v, owner in enumerate(owners):
+            if owner != UNDECIDED:
+                emission[count if owner == NOBODY else owner, voice == v] += VOICE_WEIGHT
+    path = viterbi(emission[:, speech], SWITCH_COST)
     active = np.full(frames, -1, np.int32)
     active[speech] = np.where(path == count, -1, path)
     speech_frames = max(int(speech.sum()), 1)
     share = np.array([(active == p).sum() / speech_frames for p in range(count)], np.float64)
-    return Speakers(score.astype(np.float32), active, speech, share, turns_of(active, fps), fps)
+    return Speakers(score.astype(np.float32), active, speech, share, turns_of(active, fps), fps, voice, owners)
