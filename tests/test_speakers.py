@@ -157,6 +157,7 @@ def test_an_off_screen_voice_stays_nobody(sources):
 def test_voice_owners_need_a_margin():
     assert voice_owners(np.array([[0.35, 0.40], [0.38, 0.33]])) == [1, 0]
     assert voice_owners(np.array([[0.40, 0.32], [0.41, 0.33]])) == [UNDECIDED, UNDECIDED]  # one voice split
+    assert voice_owners(np.array([[0.30, 0.48], [0.32, 0.58]])) == [UNDECIDED, 1]  # both follow person 1 best
     assert voice_owners(np.array([[0.45], [0.20]])) == [0, NOBODY]  # one person in view, a second voice
     assert voice_owners(np.array([[0.45, -np.inf], [0.05, -np.inf]])) == [0, NOBODY]  # person 1 never judged
 

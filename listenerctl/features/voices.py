@@ -6,7 +6,8 @@ speech frames, and the log F0 of voiced frames is z-scored the same way. Each sp
 segments of about `SEGMENT_S`; a segment's descriptor [13] is its mean normalised MFCC 1–12 and its mean
 log-F0 z-score (0, the clip's mean, where it holds no voiced frame).
 
-Clustering for K voices: Ward agglomeration of the segment descriptors into K groups, then resegmentation
+Clustering for K voices: Ward agglomeration of the segment descriptors into K groups (of at most
+`WARD_MAX_SEGMENTS` evenly spaced ones in long recordings), then resegmentation of all segments
 by hard EM: each voice a Gaussian with its own mean and a variance per dimension pooled over the voices,
 every segment's log-likelihood under each voice, and a Viterbi path over the segments (in time order)
 where a change of voice costs `VOICE_SWITCH_COST` (log-likelihood units), repeated until the labels stop
@@ -41,6 +42,7 @@ MIN_SEPARATION = 6.0     # least Mahalanobis distance between two voices' mean d
 MIN_SEGMENTS = 2         # least segments a voice must hold
 VOICE_SWITCH_COST = 3.0  # cost of a change of voice between segments, log-likelihood units
 REFINE_ROUNDS = 10       # most resegmentation rounds
+WARD_MAX_SEGMENTS = 1000 # most segments clustered by Ward (its distance table is quadratic in them)
 VARIANCE_FLOOR = 1e-3    # added to the pooled per-dimension variance (descriptors are z-scores)
 
 
@@ -89,17 +91,20 @@ def segment_descriptors(audio: AudioFeatures, starts: np.ndarray, ends: np.ndarr
 
 def cluster_segments(descriptors: np.ndarray, count: int) -> tuple[np.ndarray, float]:
     """Labels [S] (0 … count − 1, some possibly unused) of ``descriptors`` [S, D] in ``count`` voices and
-    the least pairwise separation of the voices that were used (module docstring: Ward, then hard-EM
-    resegmentation with a Viterbi path)."""
-    labels = fcluster(linkage(descriptors, "ward"), count, "maxclust") - 1
+    the least pairwise separation of the voices that were used (module docstring: Ward on at most
+    `WARD_MAX_SEGMENTS` evenly spaced segments, so memory stays linear in the recording's length, then
+    hard-EM resegmentation of all segments with a Viterbi path)."""
+    sample = descriptors[::-(-len(descriptors) // WARD_MAX_SEGMENTS)]
+    sample_labels = fcluster(linkage(sample, "ward"), count, "maxclust") - 1
+    means, variance = voice_models(sample, sample_labels, count)
+    labels = np.full(len(descriptors), -1)
     for _ in range(REFINE_ROUNDS):
-        means, variance = voice_models(descriptors, labels, count)
         loglik = -0.5 * (((descriptors[None] - means[:, None]) ** 2) / variance).sum(axis=-1)
         refined = viterbi(loglik, VOICE_SWITCH_COST)
         if np.array_equal(refined, labels):
             break
         labels = refined
-    means, variance = voice_models(descriptors, labels, count)
+        means, variance = voice_models(descriptors, labels, count)
     used = np.unique(labels)
     gaps = [np.sqrt((((means[i] - means[j]) ** 2) / variance).sum()) for i in used for j in used if i < j]
     return labels, float(min(gaps)) if gaps else 0.0
