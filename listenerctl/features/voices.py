@@ -20,10 +20,13 @@ the search. One voice is the answer when the speech is too short to hold two voi
 
 Constants: 0.5 s segments hold one or two syllables, short enough to sit inside 2 s turns. The separation
 threshold was set from single-voice recordings (the two test clips, radio_8s and 8 s stretches of the 68 s
-BEAT recording; pitch-shifted copies of the test clips): their forced two-voice split reaches 3.3–6.0 on
-8 s and 3.5 on 68 s, while two different voices in 2–3 s turns (the test clips, and pairs made closer in
-pitch by shifting one of them 3 semitones) reach 6.2–10.2. A one-voice clip split in two by mistake is
-handled downstream (`speakers.voice_owners` gives both halves to one person or neither).
+BEAT recording, copies of the test clips pitch-shifted by 3 semitones): forced into two voices they reach
+4.1–6.0 on 8 s and 3.3–3.5 on the 64–68 s BEAT recordings, while two different voices in 2–3 s turns (the test
+clips, and pairs made closer in pitch by shifting one or both 3 semitones) reach 6.2–10.2. The switch cost (3,
+set) makes a single segment change voice only when it lies clearly nearer the other voice's mean. A voice can
+still be split in two, e.g. the benchmark's dialogue looped from the same 8 s gives 3–4 'voices', its repeated
+phrases forming tight groups; `speakers.voice_owners` leaves a half undecided where it follows another person
+better than the owner it was assigned.
 """
 
 from __future__ import annotations
