@@ -13,20 +13,24 @@ every segment's log-likelihood under each voice, and a Viterbi path over the seg
 where a change of voice costs `VOICE_SWITCH_COST` (log-likelihood units), repeated until the labels stop
 changing (at most `REFINE_ROUNDS` times).
 
-How many voices: K = 1, 2, … up to ``max_voices``; K voices are kept while every pair of them is at least
-`MIN_SEPARATION` apart (Mahalanobis distance between the two means under the pooled variance, in segment
-standard deviations) and every voice holds at least `MIN_SEGMENTS` segments; the first K that fails stops
-the search. One voice is the answer when the speech is too short to hold two voices of `MIN_SEGMENTS`.
+How many voices: each K = 2 … ``max_voices`` is clustered; K voices qualify when every voice holds at least
+`MIN_SEGMENTS` segments and every pair of voices is at least `MIN_SEPARATION` apart (Mahalanobis distance
+between the two means under the pooled variance, in segment standard deviations); of those the K whose
+closest pair is farthest apart wins (so a voice split in two, whose halves lie close, loses to the whole).
+One voice when no K qualifies.
 
-Constants: 0.5 s segments hold one or two syllables, short enough to sit inside 2 s turns. The separation
-threshold was set from single-voice recordings (the two test clips, radio_8s and 8 s stretches of the 68 s
-BEAT recording, copies of the test clips pitch-shifted by 3 semitones): forced into two voices they reach
-4.1–6.0 on 8 s and 3.3–3.5 on the 64–68 s BEAT recordings, while two different voices in 2–3 s turns (the test
-clips, and pairs made closer in pitch by shifting one or both 3 semitones) reach 6.2–10.2. The switch cost (3,
-set) makes a single segment change voice only when it lies clearly nearer the other voice's mean. A voice can
-still be split in two, e.g. the benchmark's dialogue looped from the same 8 s gives 3–4 'voices', its repeated
-phrases forming tight groups; `speakers.voice_owners` leaves a half undecided where it follows another person
-better than the owner it was assigned.
+Constants: 0.5 s segments hold one or two syllables, short enough to sit inside 2 s turns; a voice needs 1.5 s
+of speech. The separation threshold was set, leaning to splitting, from recordings whose voices we know: one
+voice over 64–68 s (the two BEAT recordings) is 3.2 apart when forced into two, two voices in 4 s turns over
+64 s (BEAT against either test clip) are 4.3–5.6 apart, and two voices in 1.5–3 s turns over 8 s (the test
+clips, also with one or both shifted 3 semitones in pitch) are 6.2–11. On 8 s of one voice (the test clips,
+radio_8s, stretches of BEAT) a forced split reaches 4.1–7.9, above the 4.0 bar: so short a clip cannot tell
+one voice from two by these descriptors, and such a clip is often returned as two or three voices. That error
+is the cheap one: `speakers.voice_owners` leaves a part of a voice undecided where it follows another person
+better than the owner it was assigned, while a missed second voice would lose the voices' help altogether. The
+same happens to the benchmark's dialogue looped from the same 8 s (3–4 'voices', its repeated phrases forming
+tight groups). The switch cost (3, set) makes a single segment change voice only when it lies clearly nearer
+the other voice's mean.
 """
 
 from __future__ import annotations
@@ -41,8 +45,8 @@ from listenerctl.features.audio import bool_runs
 from listenerctl.features.switching import viterbi
 
 SEGMENT_S = 0.5          # length of a diarization segment, seconds
-MIN_SEPARATION = 6.0     # least Mahalanobis distance between two voices' mean descriptors, segment std units
-MIN_SEGMENTS = 2         # least segments a voice must hold
+MIN_SEPARATION = 4.0     # least Mahalanobis distance between two voices' mean descriptors, segment std units
+MIN_SEGMENTS = 3         # least segments a voice must hold (1.5 s of its speech)
 VOICE_SWITCH_COST = 3.0  # cost of a change of voice between segments, log-likelihood units
 REFINE_ROUNDS = 10       # most resegmentation rounds
 WARD_MAX_SEGMENTS = 1000 # most segments clustered by Ward (its distance table is quadratic in them)
@@ -131,14 +135,11 @@ def diarize(audio: AudioFeatures, fps: float, max_voices: int) -> Voices:
         return Voices(label, 0, 0.0)
     descriptors = segment_descriptors(audio, starts, ends)
     best, count, separation = np.zeros(len(starts), np.int64), 1, 0.0
-    for voices in range(2, max_voices + 1):
-        if len(starts) < voices * MIN_SEGMENTS:
-            break
+    for voices in range(2, min(max_voices, len(starts) // MIN_SEGMENTS) + 1):
         labels, gap = cluster_segments(descriptors, voices)
-        sizes = np.bincount(labels, minlength=voices)
-        if sizes.min() < MIN_SEGMENTS or gap < MIN_SEPARATION:
-            break
-        best, count, separation = labels, voices, gap
+        large_enough = np.bincount(labels, minlength=voices).min() >= MIN_SEGMENTS
+        if large_enough and gap >= max(MIN_SEPARATION, separation):
+            best, count, separation = labels, voices, gap
     for s, (a, b) in enumerate(zip(starts, ends)):
         label[a:b] = best[s]
     return Voices(label, count, separation)
