@@ -178,11 +178,16 @@ def test_an_off_screen_voice_stays_nobody(sources):
 
 
 def test_voice_owners_need_a_margin():
-    assert voice_owners(np.array([[0.35, 0.40], [0.38, 0.33]])) == [1, 0]
-    assert voice_owners(np.array([[0.40, 0.32], [0.41, 0.33]])) == [UNDECIDED, UNDECIDED]  # one voice split
-    assert voice_owners(np.array([[0.30, 0.48], [0.32, 0.58]])) == [UNDECIDED, 1]  # both follow person 1 best
-    assert voice_owners(np.array([[0.45], [0.20]])) == [0, NOBODY]  # one person in view, a second voice
-    assert voice_owners(np.array([[0.45, -np.inf], [0.05, -np.inf]])) == [0, NOBODY]  # person 1 never judged
+    even = np.array([100, 100])
+    assert voice_owners(np.array([[0.35, 0.40], [0.38, 0.33]]), even) == [1, 0]
+    assert voice_owners(np.array([[0.40, 0.32], [0.41, 0.33]]), even) == [UNDECIDED, UNDECIDED]  # one voice split
+    assert voice_owners(np.array([[0.30, 0.48], [0.32, 0.58]]), even) == [UNDECIDED, 1]  # both follow 1 best
+    assert voice_owners(np.array([[0.45], [0.20]]), even) == [0, NOBODY]  # one person in view, a second voice
+    assert voice_owners(np.array([[0.45, -np.inf], [0.05, -np.inf]]), even) == [0, NOBODY]  # 1 never judged
+    # a fragment that follows person 0 best cannot take them from the long voice that does too
+    assert voice_owners(np.array([[0.45, 0.33, 0.30], [0.42, 0.30, 0.38]]), np.array([500, 80])) == [0, UNDECIDED]
+    # a voice in under a tenth of the speech gets no owner, however clear its evidence
+    assert voice_owners(np.array([[0.40, 0.20], [0.10, 0.60]]), np.array([500, 40])) == [0, UNDECIDED]
 
 
 def test_crossfade_blends_from_one_speaker_to_the_next(sources):

@@ -23,36 +23,37 @@ speaker through their own pauses. Turns are the runs of one speaker, pauses insi
 
 Voices (mixed track only): window sync alone is too noisy to decide 2–3 s turns when a non-talker's mouth
 keeps moving, but two people in a dialogue have different voices. The speech frames are diarized
-(`voices.diarize`, at most one voice more than the people in view, for an off-screen voice); with two
-voices or more, each voice gets an owner from the whole recording's evidence: evidence[v, p] = the mean
-of s_p over all frames of voice v, and the one-to-one assignment of voices to people or "nobody in view"
-(worth `NOBODY_EVIDENCE`, open to any number of voices) with the largest summed evidence
-(scipy.optimize.linear_sum_assignment). A voice keeps its owner only if that owner is also the one it
-follows best, and if giving it any other owner loses at least `VOICE_MARGIN` of the sum; otherwise it is
-undecided (a voice split in two by mistake, both halves following one mouth, ends so). The owner's
-emission (a person's, or "nobody in view") is raised by
-`VOICE_WEIGHT` at the frames of its voice, then the same Viterbi runs. One voice, or no voice with an
-owner: exactly the sync-only decision above.
+(`voices.diarize`, at most one voice more than the people in view, for an off-screen voice); with two voices
+or more, each voice gets an owner from the whole recording's evidence: evidence[v, p] = the mean of s_p over
+all frames of voice v, and the one-to-one assignment of voices to people or "nobody in view" (worth
+`NOBODY_EVIDENCE`, open to any number of voices) with the largest evidence summed over frames, so a voice
+heard longer weighs more (scipy.optimize.linear_sum_assignment); a voice heard in under `MIN_VOICE_SHARE` of
+the speech takes no part. A voice keeps its owner only if that owner is also the one it follows best, and if
+giving it any other owner loses at least `VOICE_MARGIN` per frame of that voice; otherwise it is undecided
+(a voice split in two by mistake, both halves following one mouth, ends so). The owner's emission (a
+person's, or "nobody in view") is raised by `VOICE_WEIGHT` at the frames of its voice, then the same Viterbi
+runs. One voice, or no voice with an owner: exactly the sync-only decision above.
 
 Where each person has their own audio track (``person_audio``), the track's voice activity decides
 instead: s_p = 1 where p's track has speech and is the loudest of the tracks with speech, 0.5 where it
 has speech but another track is louder (crosstalk), 0 elsewhere; speech is present where any track has
 it, and the same Viterbi smoothing applies.
 
-Constants: windows of 1.2 s hold about five syllables (4–5 per s) and are shorter than most turns, the
-0.6 s running level two or three; these two were picked from 1.2/1.6/2.4 s and 0.6/1.0/no running level on
+Constants: windows of 1.2 s hold about five syllables (4–5 per s) and are shorter than most turns, the 0.6 s
+running level two or three; these two were picked from 1.2/1.6/2.4 s and 0.6/1.0/no running level on
 dialogues built from the two test clips (shorter was better throughout), the others were set, not fitted.
-±0.32 s covers usual A/V offsets and the looser timing of lips and loudness: searching it per window
-agreed with the turns far better than one offset for the whole recording. 0.1 weight per frame is about
-half of a talking mouth's mean motion; a switch needs the new speaker to out-score the old by 0.1 on
-average over about 1 s. The voice term was set, not fitted: 0.3 is near a talker's mean window score
-(0.35–0.5 on the test clips), enough for the voice to overrule window noise inside a turn, while a person
-not found stays impossible; on the constructed moving-mouth dialogues weights of 0.2–0.5 gave the same
-agreement (0.1: 0.85–0.98). 0.05 is half the smallest gap between the right and the swapped owners'
-summed evidence seen there (0.11). `NOBODY_EVIDENCE` 0.25 lies between a nearly still listener's mean
-score over another's voice (0.08–0.20 there) and a talker's over their own (0.38–0.58); a moving mouth
-that does not talk scores 0.29–0.39, so a voice is only ever given to one of several moving mouths by
-comparison, never by this bar.
+±0.32 s covers usual A/V offsets and the looser timing of lips and loudness: searching it per window agreed
+with the turns far better than one offset for the whole recording. 0.1 weight per frame is about half of a
+talking mouth's mean motion; a switch needs the new speaker to out-score the old by 0.1 on average over
+about 1 s. The voice term was set, not fitted: 0.3 is near a talker's mean window score (0.35–0.5 on the
+test clips), enough for the voice to overrule window noise inside a turn, while a person not found stays
+impossible; on the constructed moving-mouth dialogues weights of 0.2–0.5 gave the same agreement (0.1:
+0.85–0.98). 0.05 per frame is half the smallest loss, per frame of a voice, from swapping the two owners
+seen there (0.11). `MIN_VOICE_SHARE` is the share a second talker needs to count as one in `speaker_choice`:
+a rarer voice is more often a piece of another voice than a person (in the benchmark's looped dialogue, a
+repeated phrase). `NOBODY_EVIDENCE` 0.25 lies between a nearly still listener's mean score over another's
+voice (0.08–0.20 there) and a talker's over their own (0.38–0.58); a moving mouth that does not talk scores
+0.29–0.39, so a voice is only ever given to one of several moving mouths by comparison, never by this bar.
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ OWN_TRACK_LOUDEST, OWN_TRACK_CROSSTALK = 1.0, 0.5  # scores with per-person audi
 VOICE_WEIGHT = 0.3      # added to the emission of a voice's owner at that voice's frames, score units
 VOICE_MARGIN = 0.05     # least loss in summed evidence if a voice changed owner, for the owner to stand
 NOBODY_EVIDENCE = 0.25  # evidence of "nobody in view" for a voice: mean sync score a person must beat
+MIN_VOICE_SHARE = 0.1   # share of the speech frames a voice needs to be given an owner
 NOBODY, UNDECIDED = -1, -2  # voice owners that are not a person in view
 
 
@@ -104,7 +106,8 @@ class Speakers:
     speech; speech [T] bool speech present; share [P] float share of the speech frames attributed to each
     person (the rest went to nobody in view); turns in time order. From the mixed track's diarization:
     voice [T] int32 the voice heard (−1 where there is no speech or no mixed track) and voice_owner [V] int
-    the person each voice was given to (`NOBODY` = nobody in view, `UNDECIDED` = not used).
+    the person each voice was given to (`NOBODY` = nobody in view, `UNDECIDED` = not used; empty with
+    fewer than two voices, where sync alone decides).
     """
 
     score: np.ndarray
@@ -240,28 +243,32 @@ def voice_evidence(score: np.ndarray, voice: np.ndarray, voices: int) -> np.ndar
     return evidence
 
 
-def voice_owners(evidence: np.ndarray) -> list[int]:
-    """Owner of each voice from evidence [V, P] (`voice_evidence`): the one-to-one assignment of voices to
-    people or `NOBODY` (worth `NOBODY_EVIDENCE`, open to every voice) with the most summed evidence; a voice
-    is `UNDECIDED` where its owner is not the one it follows best, or where a change of its owner would cost
-    less than `VOICE_MARGIN` of that sum."""
-    voices, count = evidence.shape
-    table = np.concatenate([evidence, np.full((voices, voices), NOBODY_EVIDENCE)], axis=1)
-    finite = np.where(np.isfinite(table), table, -1e6)
+def voice_owners(evidence: np.ndarray, frames: np.ndarray) -> list[int]:
+    """Owner of each voice from evidence [V, P] (`voice_evidence`) and the voices' lengths ``frames`` [V]:
+    voices holding under `MIN_VOICE_SHARE` of the speech are `UNDECIDED`; the others get the one-to-one
+    assignment to people or `NOBODY` (worth `NOBODY_EVIDENCE`, open to every voice) with the most evidence
+    summed over frames (a voice heard longer weighs more); a voice is `UNDECIDED` where its owner is not the
+    one it follows best, or where a change of its owner would lose less than `VOICE_MARGIN` per frame of it."""
+    frames = np.asarray(frames, np.float64)
+    owners = [UNDECIDED] * len(frames)
+    kept = np.flatnonzero(frames >= MIN_VOICE_SHARE * frames.sum())
+    count = evidence.shape[1]
+    table = np.concatenate([evidence[kept], np.full((len(kept), len(kept)), NOBODY_EVIDENCE)], axis=1)
+    impossible = -1e9 * max(1.0, float(frames.sum()))
+    weighted = np.where(np.isfinite(table), table * frames[kept, None], impossible)
 
     def best(values: np.ndarray) -> tuple[float, np.ndarray]:
         rows, cols = linear_sum_assignment(values, maximize=True)
         return float(values[rows, cols].sum()), cols[np.argsort(rows)]
 
-    total, cols = best(finite)
-    owners = []
-    for v, col in enumerate(cols):
-        changed = finite.copy()
-        changed[v, col if col < count else slice(count, None)] = -1e6
-        if finite[v, col] < finite[v].max() or total - best(changed)[0] < VOICE_MARGIN:
-            owners.append(UNDECIDED)
-        else:
-            owners.append(int(col) if col < count else NOBODY)
+    total, cols = best(weighted)
+    for row, (v, col) in enumerate(zip(kept, cols)):
+        changed = weighted.copy()
+        changed[row, col if col < count else slice(count, None)] = impossible
+        possible = np.isfinite(table[row])
+        follows_best = possible[col] and table[row, col] >= table[row, possible].max()
+        if follows_best and total - best(changed)[0] >= VOICE_MARGIN * frames[v]:
+            owners[v] = int(col) if col < count else NOBODY
     return owners
 
 
@@ -284,8 +291,10 @@ def detect_speakers(people: People, audio: AudioFeatures | None = None,
     voice, owners = np.full(frames, -1, np.int32), []
     if audio is not None and person_audio is None and count > 0:
         voices = diarize(audio, fps, count + 1)
+        voice = voices.label
         if voices.count > 1:
-            voice, owners = voices.label, voice_owners(voice_evidence(score, voices.label, voices.count))
+            lengths = np.bincount(voice[voice >= 0], minlength=voices.count)
+            owners = voice_owners(voice_evidence(score, voice, voices.count), lengths)
         for v, owner in enumerate(owners):
             if owner != UNDECIDED:
                 emission[count if owner == NOBODY else owner, voice == v] += VOICE_WEIGHT
