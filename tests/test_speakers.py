@@ -16,8 +16,8 @@ from listenerctl.errors import ListenerctlError
 from listenerctl.features.audio import extract_audio
 from listenerctl.features.face import extract_face
 from listenerctl.features.people import People
-from listenerctl.features.speaker_choice import CROSSFADE_S, choose_speaker
-from listenerctl.features.speakers import NOBODY, UNDECIDED, detect_speakers, voice_owners
+from listenerctl.features.speaker_choice import CROSSFADE_S, DIALOGUE_MIN_SHARE, choose_speaker
+from listenerctl.features.speakers import NOBODY, UNDECIDED, detect_speakers, turns_of, voice_owners
 from listenerctl.features.switching import viterbi
 from listenerctl.features.voices import MIN_SEPARATION, diarize
 from listenerctl.media import load_audio
@@ -188,6 +188,23 @@ def test_voice_owners_need_a_margin():
     assert voice_owners(np.array([[0.45, 0.33, 0.30], [0.42, 0.30, 0.38]]), np.array([500, 80])) == [0, UNDECIDED]
     # a voice in under a tenth of the speech gets no owner, however clear its evidence
     assert voice_owners(np.array([[0.40, 0.20], [0.10, 0.60]]), np.array([500, 40])) == [0, UNDECIDED]
+
+
+@pytest.mark.parametrize("talker", [0, 1])
+def test_one_voice_is_no_dialogue_however_much_a_moving_mouth_scores(sources, talker):
+    """Sync gave the silent moving mouth a share of the speech: with one voice heard there is one talker."""
+    people, audio, _ = build(sources, [(0.0, 8.0, talker)], "other")
+    speakers = detect_speakers(people, audio)
+    speakers.active[speakers.speech & (np.arange(FRAMES) >= 160)] = 1 - talker  # the last fifth to the other
+    speakers.share = np.array([np.mean(speakers.active[speakers.speech] == p) for p in range(2)])
+    speakers.turns = turns_of(speakers.active, FPS)
+    assert speakers.share[1 - talker] >= DIALOGUE_MIN_SHARE
+    speakers.voice = np.where(speakers.speech, 0, -1).astype(np.int32)
+    assert speakers.voices_heard == 1
+    choice = choose_speaker(people, speakers)
+    assert choice.person == talker and not choice.follows and "one voice is heard" in choice.note
+    speakers.voice[speakers.speech & (np.arange(FRAMES) >= 160)] = 1  # two voices: the share rule decides
+    assert speakers.voices_heard == 2 and choose_speaker(people, speakers).follows
 
 
 def test_crossfade_blends_from_one_speaker_to_the_next(sources):

@@ -2,11 +2,18 @@
 view and who talks when (`features.speakers`).
 
 ``auto``: the person who talks most while speech is present. In a dialogue (a second person holds at
-least `DIALOGUE_MIN_SHARE` of the speech frames) the speaker face instead follows the active speaker:
+least `DIALOGUE_MIN_SHARE` of the speech frames, and the mixed track, where there is one, was not diarized
+into a single voice) the speaker face instead follows the active speaker:
 per frame the active speaker's face, a linear crossfade over `CROSSFADE_S` seconds at each change, and
 frames where nobody talks keep the last speaker (before the first turn: the first speaker). When nobody
 in view talks (silent audio, no audio, an off-screen voice) the largest face (median box area) is used,
 and the note says so. A fixed person index is used as given.
+
+One voice heard means one talker: on a short clip, window sync against a moving but silent mouth is near
+chance (on 3–4 s composites of the two test faces it gave the non-talker 15–46 % of the speech), while
+diarization errs the other way (it splits one voice more often than it merges two, `features.voices`), so a
+single voice is the stronger evidence. Two talkers whose voices the diarization cannot tell apart are then
+conditioned on the one who talks most, without following the turns.
 """
 
 from __future__ import annotations
@@ -93,7 +100,11 @@ def choose_speaker(people: People, speakers: Speakers, fixed: tuple[int, str] | 
         why = "there is no speech" if not speakers.speech.any() else "nobody in view is seen talking"
         return chosen(people.face(people.largest()), people.largest(), False, f"the largest face, as {why}", [])
     main = talkers[0]
-    if sum(share[p] >= DIALOGUE_MIN_SHARE for p in talkers) >= 2:
+    second_talker = sum(share[p] >= DIALOGUE_MIN_SHARE for p in talkers) >= 2
+    if second_talker and speakers.voices_heard == 1:
+        return chosen(people.face(main), main, False,
+                      f"who talks most (one voice is heard, so not a dialogue; speech: {shares})", speakers.turns)
+    if second_talker:
         reason = (f"who talks most, and the face follows whoever talks (a dialogue: speech {shares}; "
                   f"{len(speakers.turns)} turns)")
         return chosen(following_face(people, held_speaker(speakers.active)), main, True, reason, speakers.turns)

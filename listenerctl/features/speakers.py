@@ -120,6 +120,15 @@ class Speakers:
     voice_owner: list[int] = field(default_factory=list)
 
     @property
+    def voices_heard(self) -> int:
+        """How many voices the mixed track was diarized into that hold at least `MIN_VOICE_SHARE` of the
+        speech frames (0 without a mixed track or without speech)."""
+        heard = self.voice[self.voice >= 0]
+        if len(heard) == 0:
+            return 0
+        return int((np.bincount(heard) >= MIN_VOICE_SHARE * len(heard)).sum())
+
+    @property
     def talkers(self) -> list[int]:
         """The people with at least one turn, most speech first."""
         people = {turn.person for turn in self.turns}
