@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -56,3 +57,15 @@ def publish_dir(work: Path, final: Path) -> None:
         shutil.rmtree(stale, ignore_errors=True)
     else:
         os.replace(work, final)
+
+
+def remove_stale_partials(final: Path, older_than: float) -> int:
+    """Delete the working folders an interrupted run left beside ``final`` (`partial_dir`'s
+    ``.NAME.XXXXXXXX.partial`` and `publish_dir`'s ``.NAME.PID.old``) last modified before ``older_than``
+    (a `time.time()`), so a run still writing one is left alone; returns how many."""
+    pattern = re.compile(rf"\.{re.escape(final.name)}\.(?:[a-z0-9_]{{8}}\.partial|\d+\.old)")
+    stale = [p for p in final.parent.iterdir() if pattern.fullmatch(p.name) and p.is_dir()
+             and p.stat().st_mtime < older_than] if final.parent.is_dir() else []
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return len(stale)

@@ -46,6 +46,7 @@ class MediaInfo:
     audio_rate: int = 0
     audio_channels: int = 0
     variable_frame_rate: bool = False
+    video_duration: float = 0.0  # seconds of the video stream alone (0 without one)
 
 
 def _rate(text: str | None) -> float:
@@ -55,8 +56,38 @@ def _rate(text: str | None) -> float:
     return float(num) / float(den or 1) if float(den or 1) else 0.0
 
 
+def _clock(text: str | None) -> float:
+    """Seconds of a "HH:MM:SS.fraction" duration tag (Matroska), 0 when absent or unreadable."""
+    try:
+        hours, minutes, seconds = (text or "").split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    except ValueError:
+        return 0.0
+
+
+def _stream_duration(stream: dict, fps: float) -> float:
+    """Seconds of one ffprobe stream: its duration, its DURATION tag, or its frame count at ``fps``; 0 if none."""
+    for value in (stream.get("duration"), _clock(stream.get("tags", {}).get("DURATION"))):
+        try:
+            if float(value or 0.0) > 0:
+                return float(value)
+        except ValueError:
+            continue
+    frames = int(stream.get("nb_frames") or 0)
+    return frames / fps if frames and fps else 0.0
+
+
+def _is_still_image(info: dict, video: dict, fps: float) -> bool:
+    """An image file (png, jpg, …) or a video stream holding one frame."""
+    container = info.get("format", {}).get("format_name", "")
+    image_format = container == "image2" or container.endswith("_pipe")  # png_pipe, jpeg_pipe, webp_pipe, …
+    one_frame = int(video.get("nb_frames") or 0) == 1
+    return image_format or one_frame or 0 < _stream_duration(video, fps) * (fps or 25.0) <= 1.5
+
+
 def probe(path: str | Path) -> MediaInfo:
-    """Probe ``path``; raise `ListenerctlError` with one sentence when it is missing or not media."""
+    """Probe ``path``; raise `ListenerctlError` with one sentence when it is missing or not media, or a still
+    image without sound."""
     path = Path(path)
     if not path.exists():
         raise ListenerctlError(f"input file not found: {path}")
@@ -78,6 +109,10 @@ def probe(path: str | Path) -> MediaInfo:
     audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
     if video is None and audio is None:
         raise ListenerctlError(f"{path.name} holds no audio or video stream.")
+    video_fps = (_rate(video.get("avg_frame_rate")) or _rate(video.get("r_frame_rate"))) if video else 0.0
+    if video is not None and audio is None and _is_still_image(info, video, video_fps):
+        raise ListenerctlError(f"{path.name} is a still image (one frame); give a recording of someone talking "
+                               "(a video with sound, or an audio file).")
     duration = float(info.get("format", {}).get("duration") or 0.0)
     if duration <= 0:
         duration = max(float(s.get("duration") or 0.0) for s in (video, audio) if s is not None)
@@ -91,6 +126,7 @@ def probe(path: str | Path) -> MediaInfo:
         avg, nominal = _rate(video.get("avg_frame_rate")), _rate(video.get("r_frame_rate"))
         kw.update(width=int(video.get("width", 0)), height=int(video.get("height", 0)),
                   fps=avg or nominal, video_frames=int(video.get("nb_frames") or 0),
+                  video_duration=_stream_duration(video, avg or nominal) or duration,
                   variable_frame_rate=bool(avg and nominal and abs(avg - nominal) > 0.01 * nominal))
     if audio is not None:
         kw.update(audio_rate=int(audio.get("sample_rate") or 0), audio_channels=int(audio.get("channels") or 0))

@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from listenerctl import __version__
-from listenerctl.atomic import partial_dir, staged_dir
+from listenerctl.atomic import partial_dir, remove_stale_partials, staged_dir
 from listenerctl.conditioning import Conditioning
 from listenerctl.errors import ListenerctlError, NoFaceError
 from listenerctl.hashing import file_sha256
@@ -26,6 +26,7 @@ from listenerctl.motion import Motion, num_frames
 
 MOTION_FPS = 25.0
 MIN_DURATION_S = 0.2
+PAD_NOTE_S = 0.1  # streams whose lengths differ by more than this are padded and the padding reported
 MANIFEST = "manifest.json"
 
 Report = Callable[[str], None]
@@ -60,6 +61,7 @@ class Prepared:
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     transcript: Path | None = None
+    padding: dict[str, float] = field(default_factory=dict)
 
 
 def prepare_conditioning(path: Path, face_index: int | None = None, cache_dir: str | None = None,
@@ -82,10 +84,16 @@ def prepare_conditioning(path: Path, face_index: int | None = None, cache_dir: s
         start = time.perf_counter()
         samples = load_audio(path)
         timings["decode_audio_s"] = time.perf_counter() - start
-    duration = len(samples) / 16_000 if samples is not None else info.duration
+    audio_s = len(samples) / 16_000 if samples is not None else 0.0
+    video_s = info.video_duration if info.has_video else 0.0
+    duration = max(audio_s, video_s)
     if duration < MIN_DURATION_S:
         raise ListenerctlError(f"{path.name} lasts {duration:.2f} s; at least {MIN_DURATION_S} s is needed.")
     frames = num_frames(duration, MOTION_FPS)
+    padding = stream_padding(audio_s, video_s) if info.has_audio and info.has_video else {}
+    for stream, seconds in padding.items():
+        filler = "silence" if stream == "audio" else "its last frame"
+        notes.append(f"the {stream} stream is {seconds:.2f} s shorter than the recording: padded with {filler}")
 
     face = None
     if info.has_video:
@@ -127,7 +135,15 @@ def prepare_conditioning(path: Path, face_index: int | None = None, cache_dir: s
             notes.append(f"transcript {transcript.name}: {len(units)} units, words in "
                          f"{100 * float(np.mean(text.unit >= 0)):.0f}% of frames")
     return Prepared(info, Conditioning(MOTION_FPS, frames, audio=audio, face=face, text=text), notes, timings,
-                    transcript if text is not None else None)
+                    transcript if text is not None else None, padding)
+
+
+def stream_padding(audio_s: float, video_s: float) -> dict[str, float]:
+    """Seconds of padding the shorter of the audio and video streams gets so the output covers the whole
+    recording: {"audio": s} or {"video": s}, empty when they differ by at most `PAD_NOTE_S`."""
+    if abs(audio_s - video_s) <= PAD_NOTE_S:
+        return {}
+    return {"audio": round(video_s - audio_s, 3)} if audio_s < video_s else {"video": round(audio_s - video_s, 3)}
 
 
 def text_encoder_for(opts: GenerateOptions, generator):
@@ -244,9 +260,10 @@ def generate_item(path: Path, out_root: Path, opts: GenerateOptions, generator, 
     """Run one input end to end and publish ``out_root/<output_name or stem>``; returns that folder.
 
     ``renderers`` (a `renderers.select.RendererPool`) is needed unless ``opts.render`` is 'none';
-    ``progress(stage, done, total)`` follows face extraction and rendering.
+    ``progress(stage, done, total)`` follows face extraction and rendering. Working folders of this output
+    left by an interrupted earlier run are removed once this one is published.
     """
-    started = time.perf_counter()
+    started, started_wall = time.perf_counter(), time.time()
     prepared = prepare_conditioning(path, opts.face_index, opts.cache_dir,
                                     None if progress is None else lambda d, t: progress("face", d, t),
                                     text_encoder_for(opts, generator),
@@ -273,6 +290,7 @@ def generate_item(path: Path, out_root: Path, opts: GenerateOptions, generator, 
                       "transcript": None if prepared.transcript is None else str(prepared.transcript)},
             "conditioning": prepared.cond.modalities,
             "face_found_share": None if prepared.cond.face is None else prepared.cond.face.found_share,
+            "padded_s": prepared.padding,
             "notes": prepared.notes,
             "model": {"name": generator.name, **generator.describe()},
             "seed": opts.seed,
@@ -284,6 +302,9 @@ def generate_item(path: Path, out_root: Path, opts: GenerateOptions, generator, 
             "versions": _versions(),
         }
         (work / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    removed = remove_stale_partials(final, started_wall)
+    if removed:
+        report(f"{path.name}: removed {removed} unfinished folder(s) left by an interrupted run")
     return final
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -207,3 +208,64 @@ def test_two_inputs_with_the_same_stem(tmp_path):
 def test_unknown_model(tmp_path):
     proc = generate(SAMPLE_WAV, "--model", "nosuch", "-o", tmp_path / "out")
     assert_clean_failure(proc, tmp_path / "out", "unknown model 'nosuch'")
+
+
+def test_video_longer_than_its_audio_is_covered_whole_and_padding_reported(tmp_path):
+    video = shared_file("video/talking_face_8s.mp4")
+    clip = tmp_path / "short_audio.mp4"
+    ffmpeg("-i", str(video), "-c:v", "copy", "-af", "atrim=0:6.8", "-c:a", "aac", str(clip))
+    proc = generate(clip, "-k", 2, "-o", tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+    assert listener_of(tmp_path / "out" / "short_audio")[0].shape == (2, 200, 58)
+    manifest = json.loads((tmp_path / "out" / "short_audio" / "manifest.json").read_text())
+    assert list(manifest["padded_s"]) == ["audio"] and 1.0 < manifest["padded_s"]["audio"] < 1.3
+    assert "audio stream is" in proc.stderr and "padded with silence" in proc.stderr
+    with np.load(tmp_path / "out" / "short_audio" / "speaker.npz") as speaker:
+        assert not speaker["audio_vad"][175:].any() and speaker["face_found"][175:].all()
+
+
+def test_audio_longer_than_its_video_is_covered_whole_and_padding_reported(tmp_path):
+    video = shared_file("video/talking_face_8s.mp4")
+    clip = tmp_path / "short_video.mp4"
+    ffmpeg("-i", str(video), "-c:a", "copy", "-vf", "trim=0:6.5", "-c:v", "libx264", str(clip))
+    proc = generate(clip, "-k", 2, "-o", tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+    assert listener_of(tmp_path / "out" / "short_video")[0].shape == (2, 200, 58)
+    manifest = json.loads((tmp_path / "out" / "short_video" / "manifest.json").read_text())
+    assert list(manifest["padded_s"]) == ["video"] and 1.4 < manifest["padded_s"]["video"] < 1.6
+    assert "padded with its last frame" in proc.stderr
+
+
+def test_equal_streams_report_no_padding(tmp_path):
+    video = shared_file("video/talking_face_8s.mp4")
+    proc = generate(video, "-k", 2, "-o", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "talking_face_8s" / "manifest.json").read_text())["padded_s"] == {}
+    assert "padded" not in proc.stderr
+
+
+@pytest.mark.parametrize("name,args", [("still.png", []), ("still.jpg", []), ("one_frame.mp4", ["-an"])])
+def test_a_still_image_is_named_as_such(tmp_path, name, args):
+    video = shared_file("video/talking_face_8s.mp4")
+    still = tmp_path / name
+    ffmpeg("-i", str(video), "-frames:v", "1", *args, str(still))
+    proc = generate(still, "-o", tmp_path / "out")
+    assert_clean_failure(proc, tmp_path / "out", f"{name} is a still image (one frame)")
+    assert "lasts" not in proc.stderr and "zero length" not in proc.stderr
+
+
+def test_a_rerun_removes_what_an_interrupted_run_left(tmp_path):
+    """A SIGKILLed run leaves its hidden working folder; the next run of the same output removes it, and
+    leaves another output's working folder alone when that one is still being written."""
+    out = tmp_path / "out"
+    stale = out / ".talk.k3j9x_2q.partial"
+    stale.mkdir(parents=True)
+    (stale / "speaker.npz").write_bytes(b"half written")
+    os.utime(stale, (time.time() - 60, time.time() - 60))
+    busy = out / ".other.a1b2c3d4.partial"
+    busy.mkdir()
+    proc = generate(SAMPLE_WAV, "-k", 2, "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    assert not stale.exists() and busy.exists()
+    assert sorted(p.name for p in out.iterdir()) == [".other.a1b2c3d4.partial", "talk"]
+    assert json.loads((out / "talk" / "manifest.json").read_text())["complete"]
