@@ -410,6 +410,38 @@ def data_synth(
     out.print(table)
 
 
+@data_app.command("extract")
+@friendly_errors
+def data_extract(
+    inputs: Annotated[list[Path], typer.Argument(help="Sessions: a folder of videos (one per person, a .wav beside a video is that person's own track), a video with everyone in view, a folder of such folders, or a CSV with columns session,person,video[,audio].")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Corpus folder to write (REACT layout; rerunning skips analysed sessions).")],
+    clip_seconds: Annotated[float, typer.Option(min=1.0, help="Clip length in seconds (clips have seconds x 25 + 1 frames: 30 s = REACT's 751).")] = 30.0,
+    min_found: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of a clip's frames in which each face must be found.")] = 0.8,
+    min_speaker_talk: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of a clip's frames in which the speaker must talk.")] = 0.5,
+    max_listener_talk: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of a clip's frames in which the listener may talk (backchannels).")] = 0.15,
+    similarity: Annotated[float, typer.Option(min=0.0, help="Appropriate reactions: clips whose speaker statistics differ by at most this RMS z-score.")] = 0.5,
+    seed: Annotated[int, typer.Option(help="Seed of the split assignment.")] = 0,
+) -> None:
+    """Build a corpus of real dyads from recordings of two (or more) people talking: each person in turn
+    as the listener while another talks; splits by session; extract_report.json and contact sheets."""
+    from listenerctl.data.dyads import DyadOptions
+    from listenerctl.data.extract_inputs import extract_corpus
+
+    options = DyadOptions(clip_frames=round(clip_seconds * 25) + 1, min_speaker_talk=min_speaker_talk,
+                          max_listener_talk=max_listener_talk, min_found=min_found, similarity_threshold=similarity)
+    with _progress() as bars:
+        def progress_for(key: str):
+            task = bars.add_task(f"tracking {key}", total=None)
+            return lambda done, total: bars.update(task, completed=done, total=total)
+
+        summary = extract_corpus(inputs, output, options, seed, report=err.print, progress_for=progress_for)
+    table = Table("split", "sessions", "dyad minutes")
+    for split, numbers in summary["splits"].items():
+        table.add_row(split, str(len(numbers["sessions"])), f"{numbers['dyad_minutes']:.2f}")
+    out.print(table)
+    out.print(f"report: {output}/extract_report.json; contact sheets: {output}/sessions/*/contact_sheet.png")
+
+
 from listenerctl.cli_study import study_app  # noqa: E402  (the study kit's sub-app)
 app.add_typer(study_app, name="study")
 

@@ -135,9 +135,10 @@ def _session_report(record: SessionRecord, cut: DyadCut | None, problem: str | N
 
 
 def write_corpus(root: Path, records: list[SessionRecord], options: DyadOptions, seed: int = 0,
-                 report: Callable[[str], None] = print) -> dict:
-    """Cut, split and write the dyads of ``records`` under ``root``; return the extract report (also saved).
-    Fewer than three sessions with clips (one per split) is one sentence, after the report is written."""
+                 report: Callable[[str], None] = print, failed: dict[str, str] | None = None) -> dict:
+    """Cut, split and write the dyads of ``records`` under ``root``; return the extract report (also saved),
+    which lists the sessions that ``failed`` to be analysed (key → why) too. Fewer than three sessions
+    with clips (one per split) is one sentence, after the report is written."""
     root = Path(root)
     cuts, entries = {}, []
     for record in records:
@@ -152,7 +153,7 @@ def write_corpus(root: Path, records: list[SessionRecord], options: DyadOptions,
             report(f"{record.session.key}: {len(cut.kept)} clips")
         else:
             report(f"{record.session.key}: skipped ({problem})")
-    summary = {"options": asdict(options), "seed": seed, "sessions": entries}
+    summary = {"options": asdict(options), "seed": seed, "sessions": entries, "failed": dict(failed or {})}
     root.mkdir(parents=True, exist_ok=True)
     if len(cuts) < 3:
         _write_json(root / REPORT, summary)
