@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import replace
 from enum import Enum
 from functools import wraps
 from pathlib import Path
@@ -213,8 +214,6 @@ def batch(
                            portrait=str(portrait) if portrait else None,
                            text_encoder=str(text_encoder) if text_encoder else None)
     if text_encoder is not None:               # a bad encoder or a model without text stops before any item
-        from dataclasses import replace
-
         from listenerctl.models import load_generator
 
         text_encoder_for(replace(opts, device="cpu"), load_generator(model, checkpoint, "cpu", task="listener"))
@@ -298,7 +297,7 @@ def doctor() -> None:
 def evaluate(
     data: Annotated[Path, typer.Option("--data", help="Corpus in REACT layout (e.g. from `listenerctl data synth`).")],
     split: Annotated[str, typer.Option(help="Split to evaluate on.")] = "test",
-    model: Annotated[Optional[list[str]], typer.Option("--model", "-m", help="Models to run and score (repeatable).")] = None,
+    model: Annotated[Optional[list[str]], typer.Option("--model", "-m", help="Models to run and score (repeatable); NAME=CHECKPOINT scores that checkpoint of a learned model (e.g. a fine-tuned one), labelled 'NAME (checkpoint stem)'.")] = None,
     predictions: Annotated[Optional[list[Path]], typer.Option("--predictions", "-p", help="Saved prediction folders to score (repeatable).")] = None,
     samples: Annotated[int, typer.Option("-k", "--samples", min=2, help="Samples per speaker clip (K).")] = 10,
     output: Annotated[Path, typer.Option("-o", "--output", help="Report folder: metrics.json, metrics.md, PNG plots.")] = Path("evaluation"),
@@ -313,14 +312,18 @@ def evaluate(
     corpus = load_corpus(data, split)
     names = model if model or predictions else ["rules", "mime", "random", "mean"]
     runs, skipped = {}, {}
-    for name in names or []:
+    for entry in names or []:
+        name, _, checkpoint = entry.partition("=")
+        stem = Path(checkpoint).name.removesuffix(".safetensors")
+        label, folder = (f"{name} ({stem})", f"{name}_{stem}") if checkpoint else (name, name)
         if name == "mime" and any(c.cond.face is None for c in corpus.clips):
             skipped[name] = "some speaker clips have no face to copy"
             err.print(f"{name} skipped: {skipped[name]}")
             continue
-        runs[name] = predict(corpus, name, samples, device=resolve_device(device))
+        run = predict(corpus, name, samples, device=resolve_device(device), checkpoint=Path(checkpoint) if checkpoint else None)
+        runs[label] = replace(run, name=label)
         if save_predictions:
-            write_predictions(runs[name], corpus, output / "predictions" / name)
+            write_predictions(runs[label], corpus, output / "predictions" / folder)
     for folder in predictions or []:
         loaded = read_predictions(folder, corpus)
         runs[loaded.name] = loaded

@@ -1,0 +1,99 @@
+"""`listenerctl data extract` on two-person sessions built from the real talking faces (../shared/data/video),
+and the whole path a researcher takes: extract → train --init (fine-tune a shipped checkpoint) → evaluate →
+generate with the fine-tuned checkpoint. Bad sessions are reported and skipped; inputs that are no
+layout are one sentence; a rerun reuses analysed sessions."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from composites import session_folder
+from conftest import ROOT, ffmpeg, run_cli, shared_file
+from listenerctl.data.corpus import load_corpus
+
+TURNS = ([(0, 4.4), (1, 4.4), (0, 4.4)], [(1, 4.4), (0, 4.4), (1, 4.4)], [(0, 5.0), (1, 4.4), (0, 4.4)],
+         [(1, 5.0), (0, 4.4), (1, 4.4)])
+
+
+def test_inputs_that_are_no_session_layout_are_one_sentence(tmp_path):
+    (tmp_path / "empty").mkdir()
+    bad_csv = tmp_path / "people.csv"
+    bad_csv.write_text("session,who\ns1,a\n")
+    for args, message in (((tmp_path / "missing",), "input not found"),
+                          ((tmp_path / "empty",), "is not a session"),
+                          ((bad_csv,), "needs a header with the columns session, person, video")):
+        result = run_cli("data", "extract", *args, "-o", tmp_path / "corpus")
+        assert result.returncode == 2 and message in result.stdout + result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+
+
+@pytest.fixture(scope="module")
+def sessions(tmp_path_factory):
+    """Four dialogues with alternating turns (layout a: one video per person, each with their own track), a
+    session where nobody talks, and a CSV session where only one of the two people is ever seen."""
+    sources = (shared_file("video/talking_face_8s.mp4"), shared_file("video/talking_face_b_8s.mp4"))
+    root = tmp_path_factory.mktemp("dialogues")
+    for i, turns in enumerate(TURNS):
+        session_folder(sources, turns, root / "sessions" / f"dialogue{i}")
+    session_folder(sources, [(-1, 6.0)], root / "sessions" / "silence")
+    lonely = session_folder(sources, [(0, 6.0)], root / "lonely")
+    ffmpeg("-f", "lavfi", "-i", "color=c=gray:s=256x256:r=25:d=6", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+           str(lonely / "nobody.mp4"))
+    (root / "lonely.csv").write_text("session,person,video,audio\nlonely,a,lonely/person_a.mp4,\n"
+                                     "lonely,b,lonely/nobody.mp4,lonely/person_b.mp4\n")
+    return root
+
+
+@pytest.mark.slow
+def test_extract_then_fine_tune_evaluate_and_generate(sessions, tmp_path):
+    corpus = tmp_path / "corpus"
+    result = run_cli("data", "extract", sessions / "sessions", sessions / "lonely.csv", "-o", corpus,
+                     "--clip-seconds", "4", timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((corpus / "extract_report.json").read_text())
+    by_key = {entry["key"]: entry for entry in report["sessions"]}
+    assert by_key["silence"]["skipped"] == "nobody talks"
+    assert by_key["lonely"]["skipped"] == "only 1 person is ever seen; a dyad needs two"
+    for i, turns in enumerate(TURNS):
+        entry = by_key[f"dialogue{i}"]
+        assert entry["people"] == 2 and min(entry["found_share"]) > 0.95
+        truth = [sum(s for p, s in turns if p == person) / sum(s for _, s in turns) for person in (0, 1)]
+        assert np.allclose(entry["speaking_share"], truth, atol=0.12)          # own tracks decide who talks
+        assert entry["clips_kept"] == 3 and entry["dyad_minutes"] == pytest.approx(3 * 101 / 25 / 60, abs=1e-3)
+        assert (corpus / entry["contact_sheet"]).stat().st_size > 5000
+    splits = {split: set(v["sessions"]) for split, v in report["splits"].items()}
+    assert sorted(k for keys in splits.values() for k in keys) == [f"dialogue{i}" for i in range(4)]
+    for split, keys in splits.items():
+        loaded = load_corpus(corpus, split)
+        assert {clip.key.split("/")[1] for clip in loaded.clips} == keys        # splits by session
+        assert all(clip.reactions.shape[1:] == (101, 58) for clip in loaded.clips)
+
+    again = run_cli("data", "extract", sessions / "sessions", sessions / "lonely.csv", "-o", corpus,
+                    "--clip-seconds", "4")
+    assert again.returncode == 0 and "dialogue0: analysed before" in again.stderr
+    assert json.loads((corpus / "extract_report.json").read_text())["splits"] == report["splits"]
+
+    tuned = tmp_path / "sfms-real"
+    result = run_cli("train", "sfms", "--data", corpus, "--init", ROOT / "checkpoints" / "sfms.safetensors",
+                     "--out", tuned, "--steps", "4", "--log-every", "2", "--device", "cpu")
+    assert result.returncode == 0, result.stdout + result.stderr
+    card = json.loads(tuned.with_name("sfms-real.json").read_text())
+    shipped = json.loads((ROOT / "checkpoints" / "sfms.json").read_text())
+    assert card["init"]["sha256"] == shipped["sha256"] and card["steps"] == 4
+    assert card["training_data"]["corpus"] == str(corpus)
+
+    evaluation = tmp_path / "evaluation"
+    result = run_cli("evaluate", "--data", corpus, "--split", "test", "-m", f"sfms={tuned}.safetensors",
+                     "-m", "sfms", "-m", "mean", "-k", "3", "-o", evaluation, "--device", "cpu")
+    assert result.returncode == 0, result.stdout + result.stderr
+    metrics = json.loads((evaluation / "metrics.json").read_text())
+    assert {"sfms (sfms-real)", "sfms", "mean"} <= set(json.dumps(metrics).split('"'))
+
+    result = run_cli("generate", shared_file("video/talking_face_8s.mp4"), "--model", "sfms", "--checkpoint",
+                     f"{tuned}.safetensors", "-o", tmp_path / "generated", "--render", "none", "--device", "cpu")
+    assert result.returncode == 0, result.stdout + result.stderr
+    manifest = json.loads((tmp_path / "generated" / "talking_face_8s" / "manifest.json").read_text())
+    assert json.dumps(manifest).count(card["sha256"]) >= 1
