@@ -47,3 +47,14 @@ def session_folder(sources: tuple[Path, Path], turns: list[tuple[int, float]], f
     for person, (name, source) in enumerate(zip(("person_a", "person_b"), sources)):
         person_video(source, turns, person, folder / f"{name}.mp4")
     return folder
+
+
+def side_by_side(sources: tuple[Path, Path], turns: list[tuple[int, float]], out: Path) -> Path:
+    """Layout (b): one video ``out`` with both people side by side and one mixed audio track."""
+    folder = session_folder(sources, turns, out.with_suffix(".parts"))
+    graph = "[0:v][1:v]hstack=inputs=2[v];[0:a][1:a]amix=inputs=2:normalize=0[a]"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(folder / "person_a.mp4"),
+                    "-i", str(folder / "person_b.mp4"), "-filter_complex", graph, "-map", "[v]", "-map", "[a]",
+                    "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-ar", "16000",
+                    str(out)], check=True)
+    return out

@@ -5,6 +5,7 @@ layout are one sentence; a rerun reuses analysed sessions."""
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import numpy as np
@@ -97,3 +98,27 @@ def test_extract_then_fine_tune_evaluate_and_generate(sessions, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     manifest = json.loads((tmp_path / "generated" / "talking_face_8s" / "manifest.json").read_text())
     assert json.dumps(manifest).count(card["sha256"]) >= 1
+
+
+@pytest.mark.slow
+def test_one_video_with_both_people_in_view(tmp_path):
+    """Layout (b): side by side, one mixed track; the people are found by the multi-person tracker and who
+    talks comes from audio-visual synchrony."""
+    if not hasattr(importlib.import_module("listenerctl.features.people"), "track_people"):
+        pytest.skip("multi-person tracking (features.people.track_people) is not in this version")
+    from composites import side_by_side
+
+    sources = (shared_file("video/talking_face_8s.mp4"), shared_file("video/talking_face_b_8s.mp4"))
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for i, turns in enumerate(TURNS[:3]):
+        side_by_side(sources, turns, inputs / f"two_shot{i}.mp4")
+    corpus = tmp_path / "corpus"
+    result = run_cli("data", "extract", *sorted(inputs.glob("*.mp4")), "-o", corpus, "--clip-seconds", "4",
+                     timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((corpus / "extract_report.json").read_text())
+    for entry, turns in zip(report["sessions"], TURNS):
+        assert entry["people"] == 2 and entry["clips_kept"] >= 2
+        truth = [sum(s for p, s in turns if p == person) / sum(s for _, s in turns) for person in (0, 1)]
+        assert np.allclose(entry["speaking_share"], truth, atol=0.15)

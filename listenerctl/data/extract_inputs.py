@@ -206,8 +206,11 @@ def analyse_session(session: SessionInput, fps: float = 25.0, progress: Progress
 
     frames = session_frames(session, fps)
     if session.video is not None:
-        from listenerctl.features.people import track_people
-
+        try:
+            from listenerctl.features.people import track_people
+        except ImportError:
+            raise ListenerctlError(f"{session.video.name} shows everyone in one video; this version has no "
+                                   f"multi-person tracking yet: give one video per person.") from None
         people = track_people(session.video, fps=fps, num_frames=frames, cache_dir=cache_dir, progress=(
             None if progress is None else lambda n: progress(n, frames)))
         faces = [people.face(p) if people.found[p].any() else
