@@ -199,8 +199,9 @@ def _write_split(root: Path, split: str, cuts: list[tuple[SessionRecord, DyadCut
                 speaker_rel, listener_rel = f"{base}/speaker/{number:03d}", f"{base}/listener/{number:03d}"
                 cond = _clip_conditioning(session, clip)
                 track = record.audio_of[clip.speaker]
-                if track >= 0 and track not in samples:
-                    samples[track] = load_audio(record.audio_sources[track])
+                if track >= 0 and track not in samples:    # padded with silence as its features were
+                    wave = load_audio(record.audio_sources[track])[:session.num_frames * SAMPLES_PER_FRAME]
+                    samples[track] = np.pad(wave, (0, session.num_frames * SAMPLES_PER_FRAME - len(wave)))
                 audio = samples[track][clip.start * SAMPLES_PER_FRAME:clip.stop * SAMPLES_PER_FRAME] \
                     if track >= 0 else None
                 write_react_clip(staging, split, speaker_rel, cond.face.arkit, cond.face.emotion, audio=audio)
