@@ -15,9 +15,10 @@ CLIP_S = 8.0                    # length of each source clip
 SIZE = 256                      # output frames are SIZE x SIZE
 
 
-def _segments(turns: list[tuple[int, float]], person: int) -> list[tuple[float, float, bool]]:
-    """(source start, seconds, audible) of each turn for ``person``, walking through their 8 s clip."""
-    segments, cursor = [], 0.0
+def _segments(turns: list[tuple[int, float]], person: int, offset: float) -> list[tuple[float, float, bool]]:
+    """(source start, seconds, audible) of each turn for ``person``, walking through their 8 s clip from
+    ``offset`` seconds in (1.3 s further each turn, back to the start where a turn would not fit)."""
+    segments, cursor = [], offset
     for talker, seconds in turns:
         if cursor + seconds > CLIP_S:
             cursor = 0.0
@@ -26,10 +27,10 @@ def _segments(turns: list[tuple[int, float]], person: int) -> list[tuple[float, 
     return segments
 
 
-def person_video(source: Path, turns: list[tuple[int, float]], person: int, out: Path) -> Path:
+def person_video(source: Path, turns: list[tuple[int, float]], person: int, out: Path, offset: float = 0.0) -> Path:
     """Write ``out``: ``person``'s own video of the session ``turns`` (their audio only while they talk)."""
     parts, labels = [], []
-    for k, (start, seconds, audible) in enumerate(_segments(turns, person)):
+    for k, (start, seconds, audible) in enumerate(_segments(turns, person, offset)):
         parts.append(f"[0:v]trim=start={start}:duration={seconds},setpts=PTS-STARTPTS,scale={SIZE}:{SIZE},fps=25[v{k}]")
         parts.append(f"[0:a]atrim=start={start}:duration={seconds},asetpts=PTS-STARTPTS,"
                      f"volume={1 if audible else 0}[a{k}]")
@@ -41,11 +42,13 @@ def person_video(source: Path, turns: list[tuple[int, float]], person: int, out:
     return out
 
 
-def session_folder(sources: tuple[Path, Path], turns: list[tuple[int, float]], folder: Path) -> Path:
-    """Layout (a): ``folder`` with person_a.mp4 and person_b.mp4 of the session ``turns``."""
+def session_folder(sources: tuple[Path, Path], turns: list[tuple[int, float]], folder: Path,
+                   offset: float = 0.0) -> Path:
+    """Layout (a): ``folder`` with person_a.mp4 and person_b.mp4 of the session ``turns``, their stretches
+    taken from ``offset`` seconds into each clip on."""
     folder.mkdir(parents=True, exist_ok=True)
     for person, (name, source) in enumerate(zip(("person_a", "person_b"), sources)):
-        person_video(source, turns, person, folder / f"{name}.mp4")
+        person_video(source, turns, person, folder / f"{name}.mp4", offset)
     return folder
 
 

@@ -26,10 +26,9 @@ from typing import Callable
 
 import numpy as np
 
-from listenerctl.conditioning import AudioFeatures, FaceFeatures
-from listenerctl.data.dyads import Session
 from listenerctl.atomic import remove_stale_partials
-from listenerctl.data.dyads import DyadOptions
+from listenerctl.conditioning import AudioFeatures, FaceFeatures
+from listenerctl.data.dyads import DyadOptions, Session
 from listenerctl.data.extract import SESSIONS, SessionRecord, load_session, save_session, session_folder, write_corpus
 from listenerctl.data.react import SPLITS
 from listenerctl.errors import ListenerctlError, NoFaceError
