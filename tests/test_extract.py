@@ -131,3 +131,29 @@ def test_fewer_than_three_usable_sessions_is_one_sentence(tmp_path):
     with pytest.raises(ListenerctlError, match="only 2 sessions gave dyad clips"):
         write_corpus(tmp_path / "corpus", records, DyadOptions(clip_frames=CLIP), report=lambda line: None)
     assert (tmp_path / "corpus" / "extract_report.json").is_file()
+
+
+def test_an_interrupted_write_leaves_nothing_half_written(tmp_path, monkeypatch):
+    import listenerctl.data.extract as extract
+
+    records = [record_of(session(f"s{i}", turns((0, 8.1), (1, 8.1)), seed=i), tmp_path) for i in range(3)]
+    root = tmp_path / "corpus"
+    monkeypatch.setattr(extract, "contact_sheet", lambda *args: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        save_session(root, records[0])
+    assert not list((root / "sessions").iterdir())                   # no session folder, no staging
+    monkeypatch.undo()
+
+    calls = []
+    real_write = extract.write_react_clip
+
+    def killed_in_the_last_split(*args, **kwargs):
+        calls.append(args)
+        if args[1] == "test":
+            raise KeyboardInterrupt()
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(extract, "write_react_clip", killed_in_the_last_split)
+    with pytest.raises(KeyboardInterrupt):
+        write_corpus(root, records, DyadOptions(clip_frames=CLIP), report=lambda line: None)
+    assert sorted(p.name for p in root.iterdir()) == ["sessions"]    # no split, CSV, card or staging folder

@@ -10,7 +10,8 @@ Layout under ROOT (what `train` and `evaluate` read, as from `data synth`):
 - ``{split}/`` REACT files per clip (`react.write_react_clip`: speaker and listener arkit58 as 3D_FV_files,
   emotion25, the speaker's audio), ``{split}/Speaker_features/<rel>.npz`` (the speaker's Conditioning),
   ``{split}.csv`` and ``neighbour_emotion_{split}.npy`` (appropriate reactions, `dyads.appropriate_matrix`);
-  each split folder is published whole.
+  all three are written in a hidden working folder first and moved in together, without a corpus.json
+  until they are all in place.
 - ``corpus.json`` (written last) and ``extract_report.json``: per session minutes, people, found share,
   speaking shares, clips kept and dropped (and why), split; skipped sessions and why.
 
@@ -20,6 +21,7 @@ Splits are by session (`synth.assign_splits` over the seconds of kept clips): a 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -31,13 +33,15 @@ from listenerctl.atomic import atomic_file, partial_dir, publish_dir, staged_dir
 from listenerctl.conditioning import AudioFeatures, Conditioning, FaceFeatures
 from listenerctl.data.dyads import (DyadClip, DyadCut, DyadOptions, Session, appropriate_matrix, cut_dyads,
                                     session_problem, speaker_descriptor)
-from listenerctl.data.react import SAMPLES_PER_FRAME, SPLITS, write_neighbours, write_react_clip, write_split_csv
+from listenerctl.data.react import (SAMPLES_PER_FRAME, SPLITS, neighbours_path, split_csv_path, write_neighbours,
+                                   write_react_clip, write_split_csv)
 from listenerctl.data.synth import CORPUS_CARD, SPEAKER_FEATURES, assign_splits
 from listenerctl.errors import ListenerctlError
 from listenerctl.media import load_audio
 
 REPORT = "extract_report.json"
 SESSIONS = "sessions"
+STAGING = "splits"            # name of the hidden working folder the splits are written in first
 AUDIO_FIELDS = tuple(f.name for f in fields(AudioFeatures))
 
 
@@ -163,8 +167,17 @@ def write_corpus(root: Path, records: list[SessionRecord], options: DyadOptions,
     split_of = assign_splits(seconds, seed)
     for entry in entries:
         entry["split"] = split_of.get(entry["key"])
-    for split in SPLITS:
-        _write_split(root, split, [cuts[k] for k in sorted(cuts) if split_of[k] == split], options)
+    staging = partial_dir(root / STAGING)     # every split is written here first, then moved in at once
+    try:
+        for split in SPLITS:
+            _write_split(staging, split, [cuts[k] for k in sorted(cuts) if split_of[k] == split], options)
+        (root / CORPUS_CARD).unlink(missing_ok=True)      # no card while the splits are swapped
+        for split in SPLITS:
+            publish_dir(staging / split, root / split)
+            for path in (split_csv_path(staging, split), neighbours_path(staging, split)):
+                os.replace(path, root / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     summary["splits"] = {s: {"sessions": sorted(k for k in cuts if split_of[k] == s),
                              "dyad_minutes": round(sum(v for k, v in seconds.items() if split_of[k] == s) / 60, 3)}
                          for s in SPLITS}
@@ -186,36 +199,31 @@ def _write_json(path: Path, value: dict) -> None:
 
 
 def _write_split(root: Path, split: str, cuts: list[tuple[SessionRecord, DyadCut]], options: DyadOptions) -> None:
-    """One split's REACT files, Speaker_features, CSV and appropriate-reaction matrix."""
+    """One split's REACT files, Speaker_features, CSV and appropriate-reaction matrix under ``root``."""
     rows, descriptors = [], []
-    staging = partial_dir(root / split)          # REACT files go to staging/split, published as root/split
-    try:
-        (staging / split).mkdir()
-        for record, cut in cuts:
-            session = record.session
-            samples = {}
-            for number, clip in enumerate(cut.kept):
-                base = f"real/{session.key}/p{clip.speaker}_to_p{clip.listener}"
-                speaker_rel, listener_rel = f"{base}/speaker/{number:03d}", f"{base}/listener/{number:03d}"
-                cond = _clip_conditioning(session, clip)
-                track = record.audio_of[clip.speaker]
-                if track >= 0 and track not in samples:    # padded with silence as its features were
-                    wave = load_audio(record.audio_sources[track])[:session.num_frames * SAMPLES_PER_FRAME]
-                    samples[track] = np.pad(wave, (0, session.num_frames * SAMPLES_PER_FRAME - len(wave)))
-                audio = samples[track][clip.start * SAMPLES_PER_FRAME:clip.stop * SAMPLES_PER_FRAME] \
-                    if track >= 0 else None
-                write_react_clip(staging, split, speaker_rel, cond.face.arkit, cond.face.emotion, audio=audio)
-                listener = session.faces[clip.listener]
-                write_react_clip(staging, split, listener_rel, listener.arkit[clip.start:clip.stop],
-                                 listener.emotion[clip.start:clip.stop])
-                features = staging / split / SPEAKER_FEATURES / f"{speaker_rel}.npz"
-                features.parent.mkdir(parents=True, exist_ok=True)
-                cond.save_npz(features)
-                rows.append((speaker_rel, listener_rel))
-                descriptors.append(speaker_descriptor(cond.face.emotion, cond.audio))
-        publish_dir(staging / split, root / split)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    (root / split).mkdir()
+    for record, cut in cuts:
+        session = record.session
+        samples = {}
+        for number, clip in enumerate(cut.kept):
+            base = f"real/{session.key}/p{clip.speaker}_to_p{clip.listener}"
+            speaker_rel, listener_rel = f"{base}/speaker/{number:03d}", f"{base}/listener/{number:03d}"
+            cond = _clip_conditioning(session, clip)
+            track = record.audio_of[clip.speaker]
+            if track >= 0 and track not in samples:    # padded with silence as its features were
+                wave = load_audio(record.audio_sources[track])[:session.num_frames * SAMPLES_PER_FRAME]
+                samples[track] = np.pad(wave, (0, session.num_frames * SAMPLES_PER_FRAME - len(wave)))
+            audio = samples[track][clip.start * SAMPLES_PER_FRAME:clip.stop * SAMPLES_PER_FRAME] \
+                if track >= 0 else None
+            write_react_clip(root, split, speaker_rel, cond.face.arkit, cond.face.emotion, audio=audio)
+            listener = session.faces[clip.listener]
+            write_react_clip(root, split, listener_rel, listener.arkit[clip.start:clip.stop],
+                             listener.emotion[clip.start:clip.stop])
+            features = root / split / SPEAKER_FEATURES / f"{speaker_rel}.npz"
+            features.parent.mkdir(parents=True, exist_ok=True)
+            cond.save_npz(features)
+            rows.append((speaker_rel, listener_rel))
+            descriptors.append(speaker_descriptor(cond.face.emotion, cond.audio))
     write_split_csv(root, split, rows)
     write_neighbours(root, split, appropriate_matrix(np.array(descriptors).reshape(len(rows), -1),
                                                      options.similarity_threshold))

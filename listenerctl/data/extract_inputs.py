@@ -29,8 +29,8 @@ import numpy as np
 from listenerctl.atomic import remove_stale_partials
 from listenerctl.conditioning import AudioFeatures, FaceFeatures
 from listenerctl.data.dyads import DyadOptions, Session
-from listenerctl.data.extract import SESSIONS, SessionRecord, load_session, save_session, session_folder, write_corpus
-from listenerctl.data.react import SPLITS
+from listenerctl.data.extract import (SESSIONS, STAGING, SessionRecord, load_session, save_session, session_folder,
+                                     write_corpus)
 from listenerctl.errors import ListenerctlError, NoFaceError
 from listenerctl.media import iter_video_frames, load_audio, probe
 from listenerctl.motion import num_frames
@@ -243,7 +243,8 @@ def extract_corpus(inputs: list[Path], root: Path, options: DyadOptions, seed: i
     root = Path(root)
     sessions = find_sessions(inputs)
     began = time.time()
-    for final in [root / split for split in SPLITS] + [session_folder(root, s.key) for s in sessions]:
+    leftovers = [root / STAGING, *(session_folder(root, s.key) for s in sessions)]
+    for final in leftovers:
         remove_stale_partials(final, began)
     records, failed = [], {}
     for session in sessions:
