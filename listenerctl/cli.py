@@ -43,6 +43,12 @@ class Render(str, Enum):
     none = "none"
 
 
+class Protocol(str, Enum):
+    """Metric definitions of `evaluate` (the names of listenerctl.metrics.react.PROTOCOLS)."""
+    react2024 = "react2024"
+    listenerctl = "listenerctl"
+
+
 class MeshBackend(str, Enum):
     moderngl = "moderngl"
     pyrender = "pyrender"
@@ -113,7 +119,8 @@ def generate(
     portrait: Annotated[Optional[Path], typer.Option(help="Portrait photo to animate with --render portrait (default: the input's first frame with a face, else the shipped portrait).")] = None,
     pirender_checkpoint: Annotated[Optional[Path], typer.Option(help="PIRender generator checkpoint (.pth) for --render pirender; a GPU is advised.")] = None,
     side_by_side: Annotated[bool, typer.Option("--side-by-side", help="Also write side_by_side_XX.mp4 (speaker | listener).")] = False,
-    face_index: Annotated[Optional[int], typer.Option(help="With several faces, track the N-th from the left (default: the largest).")] = None,
+    face: Annotated[str, typer.Option(help="Whose face conditions: 'auto' (whoever talks; in a dialogue the face follows the turns), 'largest', or N, the N-th person from the left (0 = leftmost).")] = "auto",
+    face_at: Annotated[Optional[str], typer.Option(help="Condition on the face nearest this pixel point X,Y of the input video (overrides --face).")] = None,
     text_encoder: Annotated[Optional[Path], typer.Option(help=TEXT_ENCODER_HELP)] = None,
     transcript: Annotated[Optional[Path], typer.Option(help="Timed transcript (.srt, .vtt or Whisper-style .json) of the one input (default: INPUT's stem with one of those suffixes, beside it); needs --text-encoder.")] = None,
     task: Annotated[Task, typer.Option(help="listener: K listener reactions; cospeech: the speaker's own face and upper-body gestures from the speech (model diffsheg; skeleton video unless --render none).")] = Task.listener,
@@ -133,9 +140,13 @@ def generate(
                            resolve_device(device), render, size, audio_encoder, smplx_model, steps, overlap)
         return
 
+    from listenerctl.features.people import parse_face, parse_point
     from listenerctl.pipeline import GenerateOptions, check_inputs, generate_item, text_encoder_for
 
     check_inputs(inputs)
+    parse_face(face)  # a bad --face or --face-at stops before any work
+    if face_at is not None:
+        parse_point(face_at)
     if transcript is not None and len(inputs) > 1:
         raise ListenerctlError("--transcript names the transcript of one input; with several inputs, put each "
                                "transcript beside its input with the same stem (talk.mp4 → talk.srt).")
@@ -143,7 +154,7 @@ def generate(
                            seed=seed, device=resolve_device(device), render=render.value,
                            mesh_backend=mesh_backend.value, size=size,
                            portrait=str(portrait) if portrait else None, side_by_side=side_by_side,
-                           face_index=face_index, text_encoder=str(text_encoder) if text_encoder else None,
+                           face=face, face_at=face_at, text_encoder=str(text_encoder) if text_encoder else None,
                            transcript=str(transcript) if transcript else None)
     generator = load_generator(model, checkpoint, opts.device, task="listener")
     text_encoder_for(opts, generator)          # a bad encoder or a model without text stops before any work
@@ -303,39 +314,53 @@ def evaluate(
     output: Annotated[Path, typer.Option("-o", "--output", help="Report folder: metrics.json, metrics.md, PNG plots.")] = Path("evaluation"),
     save_predictions: Annotated[bool, typer.Option(help="Also save each model's predictions under OUTPUT/predictions/MODEL.")] = False,
     device: Annotated[Device, typer.Option(help="Where learned models run.")] = Device.auto,
+    protocol: Annotated[Protocol, typer.Option(help="Metric definitions: react2024 (the official REACT 2024 evaluation, quirks included) or listenerctl (the project's own FRDist/FRSyn variants).")] = Protocol.react2024,
+    bootstrap: Annotated[int, typer.Option(min=0, help="Bootstrap draws over speaker clips for the 95 % intervals (0: none).")] = 1000,
+    bootstrap_seed: Annotated[int, typer.Option(help="Seed of the bootstrap resampling.")] = 0,
+    reference: Annotated[Optional[str], typer.Option(help="Also report every other model minus this one, paired by speaker clip, with intervals.")] = None,
 ) -> None:
     """Score listener models (default: the rules listener and the mime/random/mean baselines) with the REACT metrics."""
     from listenerctl.data.corpus import load_corpus
-    from listenerctl.evaluate import (eval_frames, markdown_table, predict, read_predictions, score,
-                                      write_predictions, write_report)
+    from listenerctl.evaluate import (eval_frames, predict, read_predictions, report_markdown, speaker_scores,
+                                      summarise, write_predictions, write_report)
 
     corpus = load_corpus(data, split)
     names = model if model or predictions else ["rules", "mime", "random", "mean"]
+    entries = [_model_entry(entry) for entry in names or []]
+    if reference is not None and reference not in [*(e[2] for e in entries), *(p.name for p in predictions or [])]:
+        raise ListenerctlError(f"--reference {reference} is not one of the models scored; add it with -m or -p.")
     runs, skipped = {}, {}
-    for entry in names or []:
-        name, _, checkpoint = entry.partition("=")
-        stem = Path(checkpoint).name.removesuffix(".safetensors")
-        label, folder = (f"{name} ({stem})", f"{name}_{stem}") if checkpoint else (name, name)
+    for name, checkpoint, label, folder in entries:
         if name == "mime" and any(c.cond.face is None for c in corpus.clips):
             skipped[name] = "some speaker clips have no face to copy"
             err.print(f"{name} skipped: {skipped[name]}")
             continue
-        run = predict(corpus, name, samples, device=resolve_device(device), checkpoint=Path(checkpoint) if checkpoint else None)
+        run = predict(corpus, name, samples, device=resolve_device(device),
+                      checkpoint=Path(checkpoint) if checkpoint else None)
         runs[label] = replace(run, name=label)
         if save_predictions:
             write_predictions(runs[label], corpus, output / "predictions" / folder)
     for folder in predictions or []:
         loaded = read_predictions(folder, corpus)
         runs[loaded.name] = loaded
-    results = {}
+    per_speaker = {}
     for name, run in runs.items():
-        results[name] = score(run, corpus)
+        per_speaker[name] = speaker_scores(run, corpus, protocol.value)
         err.print(f"scored {name}")
+    summary = summarise(per_speaker, bootstrap, bootstrap_seed, reference)
     context = {"data": str(data), "split": split, "speaker_clips": len(corpus.clips), "samples": samples,
-               "frames": eval_frames(corpus), "spec": corpus.spec, "skipped": skipped}
-    write_report(results, runs, corpus, output, context)
-    out.print(markdown_table(results))
+               "frames": eval_frames(corpus), "spec": corpus.spec, "skipped": skipped, "protocol": protocol.value,
+               "bootstrap": bootstrap, "bootstrap_seed": bootstrap_seed, "reference": reference}
+    write_report(summary, runs, corpus, output, context)
+    out.print(report_markdown(summary, context), markup=False)
     out.print(f"report: {output}/metrics.json, metrics.md, metrics.png, curves.png")
+
+
+def _model_entry(entry: str) -> tuple[str, str, str, str]:
+    """``-m NAME[=CHECKPOINT]`` → (name, checkpoint or '', label in reports, predictions folder name)."""
+    name, _, checkpoint = entry.partition("=")
+    stem = Path(checkpoint).name.removesuffix(".safetensors")
+    return (name, checkpoint, f"{name} ({stem})", f"{name}_{stem}") if checkpoint else (name, "", name, name)
 
 
 @app.command()

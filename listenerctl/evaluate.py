@@ -1,6 +1,11 @@
 """`listenerctl evaluate`: score listener models or saved predictions on a corpus split with the REACT
 metrics (DESIGN §9), and write a JSON, a Markdown table and PNG plots.
 
+Metrics follow a protocol (`listenerctl.metrics.react.PROTOCOLS`): ``react2024``, the official REACT 2024
+definitions, or ``listenerctl``, the project's own FRDist/FRSyn variants. Every metric is computed per
+speaker clip once; 95 % intervals and paired differences between models come from a seeded bootstrap over
+speaker clips (`listenerctl.metrics.bootstrap`).
+
 Predictions are evaluated on emotion25 over the first ``EVAL_FRAMES`` frames of each clip (REACT: 750;
 corpora of shorter clips are evaluated over their whole clips).
 A prediction folder holds one sub-folder per speaker clip, named by its clip path with '/' replaced by
@@ -24,9 +29,11 @@ from listenerctl.motion import Motion
 EVAL_FRAMES = 750
 EVAL_SEED = 900_001  # personalities/noise of evaluated models never coincide with the corpus seeds
 # FRCorr_other: the speaker-shuffle control (see `score`); a control, not a score, so no better direction.
-METRIC_ORDER = ("FRCorr", "FRDist", "FRDiv", "FRDvs", "FRVar", "FRSyn", "FRCorr_other")
+METRIC_ORDER = ("FRCorr", "FRDist", "FRDiv", "FRDvs", "FRVar", "FRSyn", "FRSyn_all", "FRCorr_other")
 HIGHER_IS_BETTER = {"FRCorr": True, "FRDist": False, "FRDiv": True, "FRDvs": True, "FRVar": True, "FRSyn": False,
-                    "FRCorr_other": None}
+                    "FRSyn_all": False, "FRCorr_other": None}
+PROTOCOL_LABELS = {"react2024": "REACT 2024 official metric definitions",
+                   "listenerctl": "listenerctl's own FRDist/FRSyn variants, not comparable with REACT 2024 results"}
 
 
 def eval_frames(corpus: Corpus) -> int:
@@ -95,46 +102,120 @@ def read_predictions(folder: Path, corpus: Corpus) -> Predictions:
     return Predictions(folder.name, motion)
 
 
-def score(predictions: Predictions, corpus: Corpus) -> dict[str, float]:
-    """The six REACT metrics of ``predictions`` against the corpus' appropriate reactions, and FRCorr_other:
-    FRCorr of each clip's predictions against the next clip's appropriate reactions (the speaker-shuffle
-    control; a model that responds to its speaker scores below its FRCorr there, one blind to it the same)."""
-    from listenerctl.metrics.react import evaluate_react, fr_corr
+def speaker_scores(predictions: Predictions, corpus: Corpus, protocol: str = "react2024") -> dict[str, np.ndarray]:
+    """Each metric of ``protocol`` by speaker clip (`speaker_contributions`: [N] values, [N, N] for FRDvs), and
+    FRCorr_other: FRCorr of each clip's predictions against the next clip's appropriate reactions (the
+    speaker-shuffle control; a model that responds to its speaker scores below its FRCorr there, one blind
+    to it the same)."""
+    from listenerctl.metrics.react import fr_corr_per_speaker, speaker_contributions
 
     frames = eval_frames(corpus)
     speaker = np.stack([c.speaker_emotion[:frames] for c in corpus.clips]).astype(np.float64)
     appropriate = [c.reaction_emotion[:, :frames].astype(np.float64) for c in corpus.clips]
     pred = predictions.emotion(frames)
-    scores = {k: float(v) for k, v in evaluate_react(pred, speaker, appropriate).items()}
-    scores["FRCorr_other"] = float(fr_corr(pred, appropriate[1:] + appropriate[:1]))
+    scores = speaker_contributions(pred, speaker, appropriate, protocol)
+    scores["FRCorr_other"] = fr_corr_per_speaker(pred, appropriate[1:] + appropriate[:1])
     return scores
 
 
-def markdown_table(results: dict[str, dict[str, float]]) -> str:
-    """Rows = models, columns = metrics (arrow = better direction)."""
-    names = [m for m in METRIC_ORDER if any(m in r for r in results.values())]
+def score(predictions: Predictions, corpus: Corpus, protocol: str = "react2024") -> dict[str, float]:
+    """The REACT metrics of ``predictions`` under ``protocol`` and FRCorr_other (see `speaker_scores`)."""
+    from listenerctl.metrics.bootstrap import point_estimate
+
+    return {name: point_estimate(terms) for name, terms in speaker_scores(predictions, corpus, protocol).items()}
+
+
+def summarise(per_speaker: dict[str, dict[str, np.ndarray]], draws: int, seed: int,
+              reference: str | None = None) -> dict[str, dict]:
+    """Point estimates, bootstrap intervals and paired comparisons of models scored on the same clips.
+
+    ``per_speaker``: model -> `speaker_scores`. Returns ``results`` (model -> metric -> value),
+    ``intervals`` (model -> metric -> [low, high], 95 %, empty when ``draws`` is 0) and ``comparisons``
+    (model -> metric -> difference, low, high of the model minus ``reference``, every model but the
+    reference; empty without one). All models and metrics share the same ``draws`` resamples of clips.
+    """
+    from listenerctl.metrics.bootstrap import interval, paired_difference, point_estimate, resample_counts
+
+    if reference is not None and reference not in per_speaker:
+        raise ListenerctlError(f"reference model {reference!r} is not among the scored ones "
+                               f"({', '.join(per_speaker)}).")
+    if reference is not None and draws == 0:
+        raise ListenerctlError("a paired comparison with a reference needs bootstrap draws (--bootstrap above 0).")
+    results = {model: {name: point_estimate(terms) for name, terms in scores.items()}
+               for model, scores in per_speaker.items()}
+    intervals, comparisons = {}, {}
+    if draws:
+        speakers = len(next(iter(next(iter(per_speaker.values())).values())))
+        counts = resample_counts(speakers, draws, seed)
+        intervals = {model: {name: list(interval(terms, counts)) for name, terms in scores.items()}
+                     for model, scores in per_speaker.items()}
+        if reference is not None:
+            base = per_speaker[reference]
+            comparisons = {model: {name: paired_difference(terms, base[name], counts) for name, terms in scores.items()}
+                           for model, scores in per_speaker.items() if model != reference}
+    return {"results": results, "intervals": intervals, "comparisons": comparisons}
+
+
+def _metric_names(results: dict[str, dict]) -> list[str]:
+    return [m for m in METRIC_ORDER if any(m in r for r in results.values())]
+
+
+def markdown_table(results: dict[str, dict[str, float]], intervals: dict[str, dict[str, list[float]]] | None = None
+                   ) -> str:
+    """Rows = models, columns = metrics (arrow = better direction); each value with its [low, high]
+    interval where ``intervals`` holds one."""
+    names = _metric_names(results)
     arrows = {True: " ↑", False: " ↓", None: ""}
     head = "| model | " + " | ".join(f"{m}{arrows[HIGHER_IS_BETTER[m]]}" for m in names) + " |"
     rule = "|---|" + "---:|" * len(names)
-    rows = [f"| {model} | " + " | ".join(f"{r[m]:.4f}" for m in names) + " |" for model, r in results.items()]
+
+    def cell(model: str, metric: str) -> str:
+        bounds = (intervals or {}).get(model, {}).get(metric)
+        return f"{results[model][metric]:.4f}" + (f" [{bounds[0]:.4f}, {bounds[1]:.4f}]" if bounds else "")
+
+    rows = [f"| {model} | " + " | ".join(cell(model, m) for m in names) + " |" for model in results]
     return "\n".join([head, rule, *rows]) + "\n"
 
 
-def plot_metrics(results: dict[str, dict[str, float]], path: Path) -> None:
-    """One bar chart per metric, models side by side."""
+def comparison_table(comparisons: dict[str, dict[str, dict[str, float]]], reference: str) -> str:
+    """Rows = models, columns = metrics: the paired difference model − ``reference`` with its interval;
+    ``*`` marks an interval that excludes 0."""
+    names = _metric_names(comparisons)
+    head = "| model − " + reference + " | " + " | ".join(names) + " |"
+    rule = "|---|" + "---:|" * len(names)
+
+    def cell(diff: dict[str, float]) -> str:
+        mark = " *" if diff["low"] > 0 or diff["high"] < 0 else ""
+        return f"{diff['difference']:+.4f} [{diff['low']:+.4f}, {diff['high']:+.4f}]{mark}"
+
+    rows = [f"| {model} | " + " | ".join(cell(diffs[m]) for m in names) + " |" for model, diffs in comparisons.items()]
+    return "\n".join([head, rule, *rows]) + "\n"
+
+
+def plot_metrics(results: dict[str, dict[str, float]], path: Path,
+                 intervals: dict[str, dict[str, list[float]]] | None = None, title: str = "") -> None:
+    """One bar chart per metric, models side by side, with interval whiskers where given; ``title``
+    above them all (the protocol)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [m for m in METRIC_ORDER if any(m in r for r in results.values())]
-    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.2))
+    names = _metric_names(results)
+    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.4))
     for ax, metric in zip(np.atleast_1d(axes), names):
         models = list(results)
-        ax.bar(range(len(models)), [results[m][metric] for m in models], color="#4c72b0")
+        values = np.array([results[m][metric] for m in models])
+        bounds = [(intervals or {}).get(m, {}).get(metric) for m in models]
+        whiskers = None
+        if all(b is not None for b in bounds):
+            whiskers = np.abs(np.array(bounds).T - values)
+        ax.bar(range(len(models)), values, yerr=whiskers, capsize=3, color="#4c72b0")
         ax.set_xticks(range(len(models)), models, rotation=45, ha="right", fontsize=8)
         better = {True: "higher is better", False: "lower is better", None: "control"}[HIGHER_IS_BETTER[metric]]
         ax.set_title(f"{metric} ({better})", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -171,13 +252,32 @@ def plot_curves(predictions: dict[str, Predictions], corpus: Corpus, path: Path,
     plt.close(fig)
 
 
-def write_report(results: dict[str, dict[str, float]], predictions: dict[str, Predictions], corpus: Corpus,
+def report_caption(protocol: str, speakers: int, draws: int, seed: int) -> str:
+    """One line saying which metric definitions and which intervals a table shows."""
+    bootstrap = (f"value [95 % bootstrap interval over the {speakers} speaker clips, {draws} draws, seed {seed}]"
+                 if draws else "no intervals (bootstrap off)")
+    return f"Protocol `{protocol}`: {PROTOCOL_LABELS[protocol]}; {bootstrap}."
+
+
+def write_report(summary: dict[str, dict], predictions: dict[str, Predictions], corpus: Corpus,
                  folder: Path, context: dict) -> None:
-    """metrics.json, metrics.md, metrics.png and curves.png under ``folder``."""
+    """metrics.json, metrics.md, metrics.png and curves.png under ``folder``. ``summary`` is `summarise`'s;
+    ``context`` holds at least protocol, speaker_clips, bootstrap, bootstrap_seed and reference."""
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_file(folder / "metrics.json", "w") as fh:
-        json.dump({**context, "results": results}, fh, indent=2)
+        json.dump({**context, **summary}, fh, indent=2)
     with atomic_file(folder / "metrics.md", "w") as fh:
-        fh.write(markdown_table(results))
-    plot_metrics(results, folder / "metrics.png")
+        fh.write(report_markdown(summary, context))
+    plot_metrics(summary["results"], folder / "metrics.png", summary["intervals"],
+                 f"{context['protocol']}: {PROTOCOL_LABELS[context['protocol']]}")
     plot_curves(predictions, corpus, folder / "curves.png")
+
+
+def report_markdown(summary: dict[str, dict], context: dict) -> str:
+    """The caption, the metrics table and, with a reference model, the paired comparison table."""
+    text = (report_caption(context["protocol"], context["speaker_clips"], context["bootstrap"],
+                           context["bootstrap_seed"]) + "\n\n" + markdown_table(summary["results"], summary["intervals"]))
+    if summary["comparisons"]:
+        text += ("\nPaired differences against " + context["reference"] + " (same resampled clips for both models; "
+                 "* = interval excludes 0):\n\n" + comparison_table(summary["comparisons"], context["reference"]))
+    return text

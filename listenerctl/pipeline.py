@@ -18,8 +18,8 @@ import numpy as np
 
 from listenerctl import __version__
 from listenerctl.atomic import partial_dir, remove_stale_partials, staged_dir
-from listenerctl.conditioning import Conditioning
-from listenerctl.errors import ListenerctlError, NoFaceError
+from listenerctl.conditioning import Conditioning, FaceFeatures
+from listenerctl.errors import ListenerctlError
 from listenerctl.hashing import file_sha256
 from listenerctl.media import MediaInfo, load_audio, probe
 from listenerctl.motion import Motion, num_frames
@@ -46,7 +46,8 @@ class GenerateOptions:
     size: int = 256
     portrait: str | None = None
     side_by_side: bool = False
-    face_index: int | None = None
+    face: str = "auto"                 # whose face conditions: 'auto' (who talks), 'largest' or N (N-th from the left)
+    face_at: str | None = None         # or the face nearest a pixel point "X,Y" of the input video
     cache_dir: str | None = None
     text_encoder: str | None = None   # local text encoder folder: condition on transcripts too
     transcript: str | None = None     # the input's transcript (default: a sidecar beside the input)
@@ -62,15 +63,20 @@ class Prepared:
     timings: dict[str, float] = field(default_factory=dict)
     transcript: Path | None = None
     padding: dict[str, float] = field(default_factory=dict)
+    people: dict | None = None  # for videos: who was seen, whom the face is of and why, who talks when
 
 
-def prepare_conditioning(path: Path, face_index: int | None = None, cache_dir: str | None = None,
+def prepare_conditioning(path: Path, face: str = "auto", cache_dir: str | None = None,
                          progress: Callable[[int, int], None] | None = None, text_encoder=None,
-                         transcript: Path | None = None) -> Prepared:
+                         transcript: Path | None = None, face_at: str | None = None) -> Prepared:
     """Probe ``path`` and extract speaker audio and face features at 25 fps.
 
     Audio-only inputs condition on audio; videos without audio on the face; a video whose face is never
-    found falls back to audio. ``progress(frames_done, frames_total)`` follows face extraction.
+    found falls back to audio. In a video every person is tracked (`features.tracking.track_people`), who
+    talks when is detected (`features.speakers`) and the speaker face is chosen: the one nearest the pixel
+    point ``face_at`` ("X,Y") when given, else by ``face``: 'auto' (who talks most; in a dialogue the face
+    follows whoever talks, `features.speaker_choice`), 'largest', or N (the N-th from the left).
+    ``progress(frames_done, frames_total)`` follows face tracking.
     With a ``text_encoder`` (`features.text.TextEncoder`), the ``transcript`` (default: the sidecar
     transcript beside ``path``, if any) is embedded too. Raises `ListenerctlError` when nothing usable remains.
     """
@@ -95,22 +101,6 @@ def prepare_conditioning(path: Path, face_index: int | None = None, cache_dir: s
         filler = "silence" if stream == "audio" else "its last frame"
         notes.append(f"the {stream} stream is {seconds:.2f} s shorter than the recording: padded with {filler}")
 
-    face = None
-    if info.has_video:
-        from listenerctl.features.face import extract_face
-
-        start = time.perf_counter()
-        try:
-            face = extract_face(path, fps=MOTION_FPS, num_frames=frames, face_index=face_index, cache_dir=cache_dir,
-                                progress=None if progress is None else lambda done: progress(done, frames))
-        except NoFaceError:
-            if samples is None:
-                raise ListenerctlError(f"{path.name} has no audio track and no face in any frame; "
-                                       "there is nothing to condition on.") from None
-            notes.append("no face found in any frame: conditioning on audio alone")
-        timings["face_features_s"] = time.perf_counter() - start
-        if face is not None and face.found_share < 1.0:
-            notes.append(f"face lost in {100 * (1 - face.found_share):.1f}% of frames: interpolated")
     audio = None
     if samples is not None:
         start = time.perf_counter()
@@ -120,6 +110,12 @@ def prepare_conditioning(path: Path, face_index: int | None = None, cache_dir: s
             notes.append("audio-only input: conditioning on audio alone")
     else:
         notes.append("no audio track: conditioning on the speaker's face alone")
+    speaker_face, people = None, None
+    if info.has_video:
+        speaker_face, people = _speaker_face(path, frames, audio, face, face_at, cache_dir, progress, notes, timings)
+        if speaker_face is None and audio is None:
+            raise ListenerctlError(f"{path.name} has no audio track and no face in any frame; "
+                                   "there is nothing to condition on.")
     text = None
     if text_encoder is not None:
         from listenerctl.features.text import read_transcript, sidecar_transcript, text_features
@@ -134,8 +130,40 @@ def prepare_conditioning(path: Path, face_index: int | None = None, cache_dir: s
             timings["text_features_s"] = time.perf_counter() - start
             notes.append(f"transcript {transcript.name}: {len(units)} units, words in "
                          f"{100 * float(np.mean(text.unit >= 0)):.0f}% of frames")
-    return Prepared(info, Conditioning(MOTION_FPS, frames, audio=audio, face=face, text=text), notes, timings,
-                    transcript if text is not None else None, padding)
+    return Prepared(info, Conditioning(MOTION_FPS, frames, audio=audio, face=speaker_face, text=text),
+                    notes, timings, transcript if text is not None else None, padding, people)
+
+
+def _speaker_face(path: Path, frames: int, audio, face: str, face_at: str | None, cache_dir: str | None,
+                  progress: Callable[[int, int], None] | None, notes: list[str],
+                  timings: dict[str, float]) -> tuple[FaceFeatures | None, dict | None]:
+    """Track every person in the video, find who talks when and pick the speaker face (`prepare_conditioning`'s
+    ``face``/``face_at``); returns the face [T] and the manifest's "people" entry, (None, None) when no face is
+    ever found. Appends the terminal notes and timings."""
+    from listenerctl.features.people import parse_face, parse_point
+    from listenerctl.features.speaker_choice import choose_speaker
+    from listenerctl.features.speakers import detect_speakers
+    from listenerctl.features.tracking import track_people
+
+    point = None if face_at is None else parse_point(face_at)
+    parse_face(face)
+    start = time.perf_counter()
+    tracked = track_people(path, fps=MOTION_FPS, num_frames=frames, cache_dir=cache_dir,
+                           progress=None if progress is None else lambda done: progress(done, frames))
+    timings["face_features_s"] = time.perf_counter() - start
+    if len(tracked) == 0:
+        notes.append("no face found in any frame: conditioning on audio alone")
+        return None, None
+    start = time.perf_counter()
+    speakers = detect_speakers(tracked, audio)
+    timings["speaker_detection_s"] = time.perf_counter() - start
+    fixed = None if face == "auto" and point is None else tracked.choose(face, point)
+    choice = choose_speaker(tracked, speakers, fixed)
+    if len(tracked) > 1 or choice.follows:
+        notes.append(choice.note)
+    if choice.face.found_share < 1.0:
+        notes.append(f"face lost in {100 * (1 - choice.face.found_share):.1f}% of frames: interpolated")
+    return choice.face, choice.manifest(tracked)
 
 
 def stream_padding(audio_s: float, video_s: float) -> dict[str, float]:
@@ -264,10 +292,10 @@ def generate_item(path: Path, out_root: Path, opts: GenerateOptions, generator, 
     left by an interrupted earlier run are removed once this one is published.
     """
     started, started_wall = time.perf_counter(), time.time()
-    prepared = prepare_conditioning(path, opts.face_index, opts.cache_dir,
+    prepared = prepare_conditioning(path, opts.face, opts.cache_dir,
                                     None if progress is None else lambda d, t: progress("face", d, t),
                                     text_encoder_for(opts, generator),
-                                    Path(opts.transcript) if opts.transcript else None)
+                                    Path(opts.transcript) if opts.transcript else None, opts.face_at)
     for note in prepared.notes:
         report(f"{path.name}: {note}")
     final = out_root / (output_name or path.stem)
@@ -291,6 +319,7 @@ def generate_item(path: Path, out_root: Path, opts: GenerateOptions, generator, 
             "conditioning": prepared.cond.modalities,
             "face_found_share": None if prepared.cond.face is None else prepared.cond.face.found_share,
             "padded_s": prepared.padding,
+            "people": prepared.people,
             "notes": prepared.notes,
             "model": {"name": generator.name, **generator.describe()},
             "seed": opts.seed,

@@ -5,7 +5,6 @@ layout are one sentence; a rerun reuses analysed sessions."""
 
 from __future__ import annotations
 
-import importlib
 import json
 
 import numpy as np
@@ -104,8 +103,6 @@ def test_extract_then_fine_tune_evaluate_and_generate(sessions, tmp_path):
 def test_one_video_with_both_people_in_view(tmp_path):
     """Layout (b): side by side, one mixed track; the people are found by the multi-person tracker and who
     talks comes from audio-visual synchrony."""
-    if not hasattr(importlib.import_module("listenerctl.features.people"), "track_people"):
-        pytest.skip("multi-person tracking (features.people.track_people) is not in this version")
     from composites import side_by_side
 
     sources = (shared_file("video/talking_face_8s.mp4"), shared_file("video/talking_face_b_8s.mp4"))

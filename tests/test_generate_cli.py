@@ -125,6 +125,38 @@ def test_faces_lost_in_some_frames_are_interpolated_and_reported(tmp_path):
     assert "face lost in" in proc.stderr
 
 
+@pytest.fixture(scope="module")
+def two_people(tmp_path_factory):
+    """3 s of the two real talking faces side by side, the right one (B) larger, with A's audio."""
+    clip = tmp_path_factory.mktemp("two_people") / "two people.mp4"
+    ffmpeg("-i", str(shared_file("video/talking_face_8s.mp4")), "-i", str(shared_file("video/talking_face_b_8s.mp4")),
+           "-filter_complex", "[0:v]scale=256:256,pad=256:384:0:64[a];[1:v]scale=384:384[b];[a][b]hstack[v]",
+           "-map", "[v]", "-map", "0:a", "-t", "3", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(clip))
+    return clip
+
+
+@pytest.mark.parametrize("choice,person,because", [([], 0, "who talks most"), (["--face", "largest"], 1, "the largest face"),
+                                                   (["--face", "1"], 1, "face 1"),
+                                                   (["--face-at", "100,200"], 0, "nearest the point 100,200")])
+def test_with_two_people_the_chosen_face_conditions_and_the_manifest_says_so(two_people, tmp_path, choice, person,
+                                                                                because):
+    proc = generate(two_people, "-k", 2, "-o", tmp_path, *choice)
+    assert proc.returncode == 0, proc.stderr
+    assert f"2 people seen (numbered from the left): conditioning on person {person}, {because}" in proc.stderr
+    manifest = json.loads((tmp_path / "two people" / "manifest.json").read_text())
+    assert manifest["people"]["seen"] == 2 and manifest["people"]["chosen"] == person
+    assert manifest["people"]["because"].startswith(because) and min(manifest["people"]["found_share"]) > 0.9
+    assert manifest["conditioning"] == "audio+face"
+
+
+@pytest.mark.parametrize("choice,phrase", [(["--face", "2"], "face 2 was asked for but 2 people were seen"),
+                                           (["--face", "left"], "--face takes 'auto', 'largest' or a face number"),
+                                           (["--face-at", "10"], "--face-at takes a pixel point X,Y"),
+                                           (["--face-at", "900,10"], "outside the 640x384 video")])
+def test_a_face_choice_that_cannot_be_met_is_one_sentence(two_people, tmp_path, choice, phrase):
+    assert_clean_failure(generate(two_people, "-k", 2, "-o", tmp_path / "out", *choice), tmp_path / "out", phrase)
+
+
 def test_variable_frame_rate_video(tmp_path):
     video = shared_file("video/talking_face_8s.mp4")
     vfr = tmp_path / "vfr.mkv"

@@ -101,23 +101,54 @@ def test_synth_cli_reports_short_recordings(speech, tmp_path):
 def test_evaluate_scores_models_and_saved_predictions(corpus_root, tmp_path):
     report = tmp_path / "report"
     proc = run_cli("evaluate", "--data", corpus_root, "--split", "test", "-m", "rules", "-m", "random",
-                   "-m", "mean", "-k", 3, "-o", report, "--save-predictions")
+                   "-m", "mean", "-k", 3, "-o", report, "--save-predictions", "--reference", "random")
     assert proc.returncode == 0, proc.stderr
-    result = json.loads((report / "metrics.json").read_text())["results"]
-    assert set(result) == {"rules", "random", "mean"}
-    assert all(set(r) == {"FRCorr", "FRDist", "FRDiv", "FRDvs", "FRVar", "FRSyn", "FRCorr_other"}
-               for r in result.values())
+    written = json.loads((report / "metrics.json").read_text())
+    result, intervals = written["results"], written["intervals"]
+    assert written["protocol"] == "react2024" and written["bootstrap"] == 1000
+    assert set(result) == set(intervals) == {"rules", "random", "mean"}
+    metrics = {"FRCorr", "FRDist", "FRDiv", "FRDvs", "FRVar", "FRSyn", "FRSyn_all", "FRCorr_other"}
+    assert all(set(r) == metrics for r in result.values())
+    for model, values in result.items():
+        for name, value in values.items():
+            low, high = intervals[model][name]
+            assert low - 1e-12 <= value <= high + 1e-12, (model, name)
     assert result["rules"]["FRCorr"] > result["rules"]["FRCorr_other"]  # it listens to its own speaker
     assert result["mean"]["FRDiv"] == 0.0 and result["random"]["FRDiv"] > result["rules"]["FRDiv"] > 0
-    assert "| rules |" in (report / "metrics.md").read_text()
+    # paired comparison against the reference: every other model, rules clearly beats random on FRDist
+    comparisons = written["comparisons"]
+    assert set(comparisons) == {"rules", "mean"}
+    rules_vs_random = comparisons["rules"]["FRDist"]
+    assert rules_vs_random["difference"] == pytest.approx(result["rules"]["FRDist"] - result["random"]["FRDist"])
+    assert rules_vs_random["high"] < 0
+    table = (report / "metrics.md").read_text()
+    assert "Protocol `react2024`" in table and "| rules |" in table and "| model − random |" in table
     assert (report / "metrics.png").stat().st_size > 10_000 and (report / "curves.png").exists()
 
-    # saved predictions score exactly like the run that made them
+    # saved predictions score exactly like the run that made them, intervals included (same seed)
     again = run_cli("evaluate", "--data", corpus_root, "--split", "test", "-p", report / "predictions" / "rules",
                     "-k", 3, "-o", tmp_path / "again")
     assert again.returncode == 0, again.stderr
-    rescored = json.loads((tmp_path / "again" / "metrics.json").read_text())["results"]["rules"]
-    assert rescored == pytest.approx(result["rules"], rel=1e-5)
+    rescored = json.loads((tmp_path / "again" / "metrics.json").read_text())
+    assert rescored["results"]["rules"] == pytest.approx(result["rules"], rel=1e-5)
+    assert rescored["intervals"]["rules"] == pytest.approx(intervals["rules"], rel=1e-5)
+
+    # the project's own variants, labelled as such; no intervals with --bootstrap 0
+    own = run_cli("evaluate", "--data", corpus_root, "--split", "test", "-p", report / "predictions" / "rules",
+                  "-k", 3, "-o", tmp_path / "own", "--protocol", "listenerctl", "--bootstrap", 0)
+    assert own.returncode == 0, own.stderr
+    variants = json.loads((tmp_path / "own" / "metrics.json").read_text())
+    assert variants["protocol"] == "listenerctl" and variants["intervals"] == {}
+    assert "FRSyn_all" not in variants["results"]["rules"]
+    assert variants["results"]["rules"]["FRDist"] > 2 * result["rules"]["FRDist"]  # Euclidean path sums
+    assert "not comparable with REACT 2024" in (tmp_path / "own" / "metrics.md").read_text()
+
+
+def test_evaluate_refuses_an_unknown_reference(corpus_root, tmp_path):
+    proc = run_cli("evaluate", "--data", corpus_root, "-m", "mean", "--reference", "rules", "-o", tmp_path / "r")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "--reference rules is not one of the models scored" in proc.stderr
+    assert not (tmp_path / "r").exists()
 
 
 def test_evaluate_rejects_predictions_that_do_not_match_the_split(corpus_root, tmp_path):

@@ -205,13 +205,12 @@ def analyse_session(session: SessionInput, fps: float = 25.0, progress: Progress
 
     frames = session_frames(session, fps)
     if session.video is not None:
-        try:
-            from listenerctl.features.people import track_people
-        except ImportError:
-            raise ListenerctlError(f"{session.video.name} shows everyone in one video; this version has no "
-                                   f"multi-person tracking yet: give one video per person.") from None
+        from listenerctl.features.tracking import track_people
+
         people = track_people(session.video, fps=fps, num_frames=frames, cache_dir=cache_dir, progress=(
             None if progress is None else lambda n: progress(n, frames)))
+        if len(people) == 0:
+            raise ListenerctlError(f"nobody is ever seen in {session.video.name}.")
         faces = [people.face(p) if people.found[p].any() else
                  FaceFeatures(np.zeros((frames, 58), np.float32), np.zeros((frames, 25), np.float32), people.found[p])
                  for p in range(len(people))]

@@ -39,6 +39,7 @@ from listenerctl.atomic import atomic_file
 from listenerctl.conditioning import FaceFeatures
 from listenerctl.emotion import emotion_from_arkit
 from listenerctl.errors import ListenerctlError, NoFaceError
+from listenerctl.features.detection import box_iou
 from listenerctl.media import iter_video_frames, probe
 from listenerctl.motion import ARKIT52, HEAD_POSE
 
@@ -60,7 +61,7 @@ _stderr_saved: tuple[int, object] | None = None
 
 
 @contextmanager
-def _native_stderr_silenced() -> Iterator[None]:
+def native_stderr_silenced() -> Iterator[None]:
     """Point file descriptor 2 at /dev/null while MediaPipe runs; Python's ``sys.stderr`` is moved to a
     duplicate of the real stderr meanwhile, so progress bars and warnings still show. Re-entrant."""
     global _stderr_depth, _stderr_saved
@@ -108,12 +109,12 @@ def open_landmarker(video: bool, num_faces: int = MAX_FACES, model_path: str | P
         base_options=BaseOptions(model_asset_path=str(path)),
         running_mode=vision.RunningMode.VIDEO if video else vision.RunningMode.IMAGE,
         num_faces=num_faces, output_face_blendshapes=True, output_facial_transformation_matrixes=True)
-    with _native_stderr_silenced():
+    with native_stderr_silenced():
         with vision.FaceLandmarker.create_from_options(options) as landmarker:
             yield landmarker
 
 
-def _mp_image(rgb: np.ndarray):
+def mp_image(rgb: np.ndarray):
     import mediapipe as mp
 
     return mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb, dtype=np.uint8))
@@ -148,13 +149,6 @@ def _boxes(result) -> np.ndarray:
     return boxes
 
 
-def _iou(boxes: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """Intersection over union [F] of ``boxes`` [F, 4] with one ``box`` [4]."""
-    inter = np.prod(np.clip(np.minimum(boxes[:, 2:], box[2:]) - np.maximum(boxes[:, :2], box[:2]), 0, None), axis=1)
-    area = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
-    return inter / (area + np.prod(box[2:] - box[:2]) - inter + 1e-12)
-
-
 def choose_face(boxes: np.ndarray, previous: np.ndarray | None, face_index: int | None) -> int | None:
     """Which of the faces ``boxes`` [F, 4] to use: the ``face_index``-th from the left when given (None if
     there are fewer faces); else the one overlapping the ``previous`` frame's face, else the largest."""
@@ -164,13 +158,13 @@ def choose_face(boxes: np.ndarray, previous: np.ndarray | None, face_index: int 
         order = np.argsort((boxes[:, 0] + boxes[:, 2]) / 2, kind="stable")
         return int(order[face_index]) if face_index < len(boxes) else None
     if previous is not None:
-        overlap = _iou(boxes, previous)
+        overlap = box_iou(boxes, previous[None])[:, 0]
         if overlap.max() >= TRACK_IOU:
             return int(np.argmax(overlap))
     return int(np.argmax(np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)))
 
 
-def _arkit_row(result, face: int) -> np.ndarray:
+def arkit_row(result, face: int) -> np.ndarray:
     """arkit58 [58] of one detected face: blendshapes by name (tongueOut 0), then `head_pose`."""
     weights = {c.category_name: c.score for c in result.face_blendshapes[face]}
     row = np.zeros(ARKIT_DIM, dtype=np.float32)
@@ -186,15 +180,23 @@ def _check_face_index(face_index: int | None) -> None:
 
 def _detect(landmarker, frame: np.ndarray, timestamp_ms: int) -> tuple[np.ndarray, list[np.ndarray]]:
     """Boxes [F, 4] and arkit58 rows of every face in one frame (runs in a worker thread)."""
-    result = landmarker.detect_for_video(_mp_image(frame), timestamp_ms)
-    return _boxes(result), [_arkit_row(result, face) for face in range(len(result.face_landmarks))]
+    result = landmarker.detect_for_video(mp_image(frame), timestamp_ms)
+    return _boxes(result), [arkit_row(result, face) for face in range(len(result.face_landmarks))]
 
 
 def blendshapes_for_frames(frames: Iterable[np.ndarray], fps: float = 25.0, face_index: int | None = None,
                            model_path: str | Path | None = None, progress: Progress | None = None,
                            workers: int | None = None) -> np.ndarray:
     """arkit58 [T, 58] float32 of consecutive RGB uint8 frames [H, W, 3] at ``fps``; rows are NaN where no
-    face was found.
+    face was found (`landmark_rows` without the face count)."""
+    return landmark_rows(frames, fps, face_index, model_path, progress, workers)[0]
+
+
+def landmark_rows(frames: Iterable[np.ndarray], fps: float = 25.0, face_index: int | None = None,
+                  model_path: str | Path | None = None, progress: Progress | None = None,
+                  workers: int | None = None) -> tuple[np.ndarray, int]:
+    """(arkit58 [T, 58] float32 of consecutive RGB uint8 frames [H, W, 3] at ``fps``, rows NaN where no face
+    was found; the most faces seen in one frame).
 
     Frames go round-robin to ``workers`` VIDEO-mode landmarkers (default: one per CPU core, at most
     `MAX_WORKERS`), each in its own thread; MediaPipe's native code runs them in parallel. Looking for
@@ -208,9 +210,11 @@ def blendshapes_for_frames(frames: Iterable[np.ndarray], fps: float = 25.0, face
     rows: list[np.ndarray] = []
     missing = np.full(ARKIT_DIM, np.nan, dtype=np.float32)
     previous = None
+    most_faces = 0
 
     def keep(boxes: np.ndarray, faces: list[np.ndarray]) -> None:
-        nonlocal previous
+        nonlocal previous, most_faces
+        most_faces = max(most_faces, len(boxes))
         face = choose_face(boxes, previous, face_index)
         rows.append(missing if face is None else faces[face])
         previous = previous if face is None else boxes[face]
@@ -228,7 +232,7 @@ def blendshapes_for_frames(frames: Iterable[np.ndarray], fps: float = 25.0, face
                 keep(*pending.popleft().result())
         while pending:
             keep(*pending.popleft().result())
-    return np.stack(rows) if rows else np.zeros((0, ARKIT_DIM), np.float32)
+    return (np.stack(rows) if rows else np.zeros((0, ARKIT_DIM), np.float32)), most_faces
 
 
 def fill_missing(arkit: np.ndarray, found: np.ndarray) -> np.ndarray:
@@ -248,7 +252,7 @@ def default_cache_dir() -> Path:
     return (Path(root) if root else Path.home() / ".cache" / "listenerctl") / "face"
 
 
-def _detection_size(video_path: Path) -> tuple[int, int] | None:
+def detection_size(video_path: Path) -> tuple[int, int] | None:
     """(width, height) to downscale to so the longer side is at most `MAX_SIDE` (even sizes), or None."""
     info = probe(video_path)
     longest = max(info.width, info.height)
@@ -258,7 +262,8 @@ def _detection_size(video_path: Path) -> tuple[int, int] | None:
     return (2 * round(info.width * scale / 2), 2 * round(info.height * scale / 2))
 
 
-def _cache_key(video_path: Path, settings: dict, model_path: Path) -> str:
+def cache_key(video_path: Path, settings: dict, model_path: Path) -> str:
+    """A cache entry's name: hex sha256 of the video's and model's bytes, `CACHE_VERSION` and ``settings``."""
     from listenerctl.hashing import file_sha256
 
     blob = json.dumps({"video": file_sha256(video_path), "model": file_sha256(model_path),
@@ -266,20 +271,20 @@ def _cache_key(video_path: Path, settings: dict, model_path: Path) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _load_cached(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+def _load_cached(path: Path) -> tuple[np.ndarray, np.ndarray, int] | None:
     try:
         with np.load(path) as cached:
-            return cached["arkit"], cached["found"]
+            return cached["arkit"], cached["found"], int(cached["most_faces"])
     except (OSError, KeyError, ValueError):
         return None
 
 
-def _store(path: Path, arkit: np.ndarray, found: np.ndarray) -> None:
-    """Write the cache entry atomically; a cache that cannot be written only costs a re-extraction."""
+def write_cache(path: Path, **arrays) -> None:
+    """Write a cache entry (an .npz of ``arrays``) atomically; one that cannot be written only costs a rerun."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_file(path) as fh:
-            np.savez(fh, arkit=arkit, found=found)
+            np.savez(fh, **arrays)
     except OSError:
         pass
 
@@ -294,22 +299,27 @@ def extract_face(video_path: str | Path, fps: float = 25.0, num_frames: int | No
     T = ``num_frames`` (the last frame repeats or the video is cut) or every frame at ``fps``. Frames
     without the face are interpolated (`fill_missing`) and marked found=False. Results are cached in
     ``cache_dir`` (default `default_cache_dir`) under the sha256 of the file's bytes and the settings.
-    ``progress(frames_done)`` is called after each frame. Raises `NoFaceError` when no frame has a face.
+    ``progress(frames_done)`` is called after each frame. Raises `NoFaceError` when no frame has a face, and
+    `ListenerctlError` when ``face_index`` names more faces than any frame holds.
     """
     video_path = Path(video_path)
     model = Path(model_path) if model_path is not None else MODEL_PATH
     _check_face_index(face_index)
-    size = _detection_size(video_path)
+    size = detection_size(video_path)
     settings = {"fps": fps, "num_frames": num_frames, "face_index": face_index, "size": size}
-    entry = Path(cache_dir or default_cache_dir()) / f"{_cache_key(video_path, settings, model)}.npz"
+    entry = Path(cache_dir or default_cache_dir()) / f"{cache_key(video_path, settings, model)}.npz"
     cached = _load_cached(entry)
     if cached is not None:
-        arkit, found = cached
+        arkit, found, most_faces = cached
     else:
         with closing(iter_video_frames(video_path, fps=fps, size=size, num_frames=num_frames)) as frames:
-            arkit = blendshapes_for_frames(frames, fps, face_index, model, progress)
+            arkit, most_faces = landmark_rows(frames, fps, face_index, model, progress)
         found = ~np.isnan(arkit).any(axis=1)
-        _store(entry, arkit, found)
+        write_cache(entry, arkit=arkit, found=found, most_faces=most_faces)
+    if not found.any() and most_faces > 0:
+        faces = "1 face was" if most_faces == 1 else f"at most {most_faces} faces were"
+        raise ListenerctlError(f"face {face_index} was asked for but {faces} seen in any one frame of "
+                               f"{video_path.name} (faces are numbered from 0 at the left).")
     if not found.any():
         raise NoFaceError(f"no face found in any frame of {video_path.name}; the speaker's face must be visible "
                           "and at least roughly frontal to use it.")
@@ -330,7 +340,7 @@ def landmarks_for_image(rgb: np.ndarray, model_path: str | Path | None = None) -
     x, y in pixels, z relative depth in the same pixel scale (smaller = nearer the camera); None when
     there is no face."""
     with open_landmarker(video=False, model_path=model_path) as landmarker:
-        result = landmarker.detect(_mp_image(rgb))
+        result = landmarker.detect(mp_image(rgb))
     face = choose_face(_boxes(result), None, None)
     if face is None:
         return None

@@ -11,13 +11,13 @@ and the note says so. A fixed person index is used as given.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from listenerctl.conditioning import FaceFeatures
 from listenerctl.emotion import emotion_from_arkit
-from listenerctl.errors import ListenerctlError, NoFaceError
+from listenerctl.errors import NoFaceError
 from listenerctl.features.people import People
 from listenerctl.features.speakers import Speakers, Turn
 
@@ -28,8 +28,8 @@ CROSSFADE_S = 0.2         # length of the blend from one speaker's face to the n
 @dataclass
 class SpeakerChoice:
     """The speaker face [T] to condition on and why: ``person`` the one chosen (the main talker when
-    ``follows`` the active speaker, else the fixed face), ``turns`` for the manifest, ``notes`` for the
-    terminal (one line each)."""
+    ``follows`` the active speaker, else the fixed face), ``share`` of the speech frames per person,
+    ``turns`` for the manifest, ``note`` one line for the terminal."""
 
     face: FaceFeatures
     person: int
@@ -37,22 +37,14 @@ class SpeakerChoice:
     reason: str
     share: list[float]
     turns: list[Turn]
-    notes: list[str] = field(default_factory=list)
+    note: str
 
-    def manifest(self, people: int) -> dict:
-        """What manifest.json records: people seen, whom and why, speech share per person, the turns."""
-        return {"people_seen": people, "person": self.person, "follows_active_speaker": self.follows,
-                "reason": self.reason, "speech_share": [round(s, 3) for s in self.share],
-                "turns": [asdict(t) for t in self.turns]}
-
-
-def largest_person(people: People) -> int:
-    """The person whose face box has the largest median area over the frames they are found in."""
-    width, height = people.boxes[..., 2] - people.boxes[..., 0], people.boxes[..., 3] - people.boxes[..., 1]
-    area = np.where(people.found, width * height, np.nan)
-    seen = people.found.any(axis=1)
-    median = np.array([np.nanmedian(a) if s else -1.0 for a, s in zip(area, seen)])
-    return int(np.argmax(np.nan_to_num(median, nan=0.0)))
+    def manifest(self, people: People) -> dict:
+        """What manifest.json records under "people": how many were seen, each one's found share, whom the
+        face is of and why, the speech share per person and the turns."""
+        return {"seen": len(people), "found_share": [round(float(s), 4) for s in people.found.mean(axis=1)],
+                "chosen": self.person, "because": self.reason, "follows_active_speaker": self.follows,
+                "speech_share": [round(s, 3) for s in self.share], "turns": [asdict(t) for t in self.turns]}
 
 
 def following_face(people: People, follow: np.ndarray) -> FaceFeatures:
@@ -79,34 +71,30 @@ def held_speaker(active: np.ndarray) -> np.ndarray:
     return active[talking[last]]
 
 
-def choose_speaker(people: People, speakers: Speakers, face: int | str = "auto") -> SpeakerChoice:
-    """The speaker face to condition on: ``face`` a person index (fixed) or "auto" (module docstring).
-    Raises `ListenerctlError` for an index out of range, `NoFaceError` when nobody is in view."""
+def choose_speaker(people: People, speakers: Speakers, fixed: tuple[int, str] | None = None) -> SpeakerChoice:
+    """The speaker face to condition on: ``fixed`` (person, why) as `People.choose` gives it, or, when None,
+    the ``auto`` policy of the module docstring. Raises `NoFaceError` when nobody is in view."""
     count = len(people)
     if count == 0 or not people.found.any():
         raise NoFaceError("no face found in any frame.")
     share = [float(s) for s in speakers.share]
     shares = ", ".join(f"person {p} {100 * s:.0f}%" for p, s in enumerate(share))
-    seen = f"{count} {'person' if count == 1 else 'people'} in view"
-    if face != "auto":
-        if not isinstance(face, int) or not 0 <= face < count:
-            raise ListenerctlError(f"face {face} asked for, but {seen}: choose 0 to {count - 1} (0 = leftmost).")
-        reason = f"face {face} asked for"
-        return SpeakerChoice(people.face(face), face, False, reason, share, speakers.turns,
-                             [f"{seen}; conditioning on person {face} as asked (speech: {shares})"])
+    seen = "1 person seen" if count == 1 else f"{count} people seen (numbered from the left)"
+
+    def chosen(face: FaceFeatures, person: int, follows: bool, reason: str, turns: list[Turn]) -> SpeakerChoice:
+        return SpeakerChoice(face, person, follows, reason, share, turns,
+                             f"{seen}: conditioning on person {person}, {reason}")
+
+    if fixed is not None:
+        person, why = fixed
+        return chosen(people.face(person), person, False, f"{why} (speech: {shares})", speakers.turns)
     talkers = [p for p in speakers.talkers if share[p] > 0]
     if not talkers:
-        person = largest_person(people)
         why = "there is no speech" if not speakers.speech.any() else "nobody in view is seen talking"
-        reason = f"{why}: the largest face is used"
-        return SpeakerChoice(people.face(person), person, False, reason, share, [],
-                             [f"{seen}; {why}, so conditioning on the largest face (person {person})"])
+        return chosen(people.face(people.largest()), people.largest(), False, f"the largest face, as {why}", [])
     main = talkers[0]
-    dialogue = [p for p in talkers if share[p] >= DIALOGUE_MIN_SHARE]
-    if len(dialogue) >= 2:
-        reason = f"dialogue: the face follows whoever talks (speech: {shares})"
-        return SpeakerChoice(following_face(people, held_speaker(speakers.active)), main, True, reason, share,
-                             speakers.turns, [f"{seen}; {reason}; {len(speakers.turns)} turns"])
-    reason = f"person {main} talks most (speech: {shares})"
-    return SpeakerChoice(people.face(main), main, False, reason, share, speakers.turns,
-                         [f"{seen}; conditioning on person {main}, who talks most (speech: {shares})"])
+    if sum(share[p] >= DIALOGUE_MIN_SHARE for p in talkers) >= 2:
+        reason = (f"who talks most, and the face follows whoever talks (a dialogue: speech {shares}; "
+                  f"{len(speakers.turns)} turns)")
+        return chosen(following_face(people, held_speaker(speakers.active)), main, True, reason, speakers.turns)
+    return chosen(people.face(main), main, False, f"who talks most (speech: {shares})", speakers.turns)

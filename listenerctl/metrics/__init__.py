@@ -1,4 +1,5 @@
-"""Published evaluation metrics: REACT (`react`), Learning2Listen (`l2l`) and co-speech gesture (`gesture`).
+"""Published evaluation metrics: REACT (`react`), Learning2Listen (`l2l`) and co-speech gesture (`gesture`);
+bootstrap intervals over speakers (`bootstrap`).
 
 Every metric takes plain arrays, checks them with `checked` (rank, channel count, finite values) and
 computes in float64. Import the module you need, e.g. ``from listenerctl.metrics.react import evaluate_react``.
