@@ -449,6 +449,7 @@ def data_extract(
     max_listener_talk: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of a clip's frames in which the listener may talk (backchannels).")] = 0.15,
     similarity: Annotated[float, typer.Option(min=0.0, help="Appropriate reactions: clips whose speaker statistics differ by at most this RMS z-score.")] = 0.5,
     seed: Annotated[int, typer.Option(help="Seed of the split assignment.")] = 0,
+    shared: Annotated[bool, typer.Option("--shared", help="Every video in a folder is a session of its own with everyone in view (default: a folder of videos is one session, a video per person).")] = False,
 ) -> None:
     """Build a corpus of real dyads from recordings of two (or more) people talking: each person in turn
     as the listener while another talks; splits by session; extract_report.json and contact sheets."""
@@ -462,7 +463,8 @@ def data_extract(
             task = bars.add_task(f"tracking {key}", total=None)
             return lambda done, total: bars.update(task, completed=done, total=total)
 
-        summary = extract_corpus(inputs, output, options, seed, report=err.print, progress_for=progress_for)
+        summary = extract_corpus(inputs, output, options, seed, report=err.print, progress_for=progress_for,
+                                 shared=shared)
     table = Table("split", "sessions", "dyad minutes")
     for split, numbers in summary["splits"].items():
         table.add_row(split, str(len(numbers["sessions"])), f"{numbers['dyad_minutes']:.2f}")

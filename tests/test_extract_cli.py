@@ -111,8 +111,7 @@ def test_one_video_with_both_people_in_view(tmp_path):
     for i, turns in enumerate(TURNS[:3]):
         side_by_side(sources, turns, inputs / f"two_shot{i}.mp4")
     corpus = tmp_path / "corpus"
-    result = run_cli("data", "extract", *sorted(inputs.glob("*.mp4")), "-o", corpus, "--clip-seconds", "4",
-                     timeout=900)
+    result = run_cli("data", "extract", inputs, "--shared", "-o", corpus, "--clip-seconds", "4", timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((corpus / "extract_report.json").read_text())
     for entry, turns in zip(report["sessions"], TURNS):

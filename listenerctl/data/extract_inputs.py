@@ -6,9 +6,10 @@ Layouts (each INPUT):
   per session; ``audio`` names that person's own track (default: the video's own audio stream). When every
   person of a session names the same audio file it is one mixed track.
 - a folder holding two or more videos: layout (a), the folder is a session, each video a person (named by
-  its stem), each with its own track: a ``.wav`` beside the video with its stem, else the video's audio;
+  its stem), each with its own track: a ``.wav`` beside the video with its stem, else the video's audio —
+  or, with ``shared``, every video a session of its own as below;
 - a folder holding one video, or a video file: layout (b), one video with everyone in view and one mixed
-  audio track (`features.people.track_people` finds and follows the people);
+  audio track (`features.tracking.track_people` finds and follows the people);
 - a folder holding only folders: each of them as above.
 
 Who talks: with one track per person, voice activity on each track; with one mixed track, audio–visual
@@ -75,13 +76,16 @@ def _session_key(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name) or "session"
 
 
-def _folder_session(folder: Path) -> SessionInput:
+def _folder_sessions(folder: Path, shared: bool) -> list[SessionInput]:
+    """The session(s) of a folder of videos: one per video when ``shared`` (everyone in view in each)."""
     videos = _videos(folder)
+    if shared:
+        return [SessionInput(_session_key(v.stem), video=v) for v in videos]
     if len(videos) == 1:
-        return SessionInput(_session_key(folder.name), video=videos[0])
+        return [SessionInput(_session_key(folder.name), video=videos[0])]
     people = [PersonInput(v.stem, v, v.with_suffix(".wav") if v.with_suffix(".wav").is_file() else None)
               for v in videos]
-    return SessionInput(_session_key(folder.name), people)
+    return [SessionInput(_session_key(folder.name), people)]
 
 
 def _csv_sessions(path: Path) -> list[SessionInput]:
@@ -106,9 +110,10 @@ def _csv_sessions(path: Path) -> list[SessionInput]:
     return list(sessions.values())
 
 
-def find_sessions(inputs: list[Path]) -> list[SessionInput]:
-    """Every session named by ``inputs`` (module docstring), in input order; one sentence for an input
-    that is none of the layouts or a session key given twice."""
+def find_sessions(inputs: list[Path], shared: bool = False) -> list[SessionInput]:
+    """Every session named by ``inputs`` (module docstring), in input order; with ``shared`` every video in
+    a folder is a session of its own with everyone in view. One sentence for an input that is none of the
+    layouts or a session key given twice."""
     sessions: list[SessionInput] = []
     for path in map(Path, inputs):
         if not path.exists():
@@ -119,9 +124,10 @@ def find_sessions(inputs: list[Path]) -> list[SessionInput]:
         elif path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
             sessions.append(SessionInput(_session_key(path.stem), video=path))
         elif path.is_dir() and _videos(path):
-            sessions.append(_folder_session(path))
+            sessions += _folder_sessions(path, shared)
         elif path.is_dir() and any(_videos(sub) for sub in path.iterdir() if sub.is_dir()):
-            sessions += [_folder_session(sub) for sub in sorted(path.iterdir()) if sub.is_dir() and _videos(sub)]
+            for sub in sorted(path.iterdir()):
+                sessions += _folder_sessions(sub, shared) if sub.is_dir() and _videos(sub) else []
         else:
             raise ListenerctlError(f"{path} is not a session: give a video, a folder of videos (one per person, or "
                                    f"one with everyone in view), a folder of such folders, or a CSV.")
@@ -234,13 +240,14 @@ def analyse_session(session: SessionInput, fps: float = 25.0, progress: Progress
 
 def extract_corpus(inputs: list[Path], root: Path, options: DyadOptions, seed: int = 0,
                    report: Callable[[str], None] = print,
-                   progress_for: Callable[[str], Progress] | None = None) -> dict:
+                   progress_for: Callable[[str], Progress] | None = None, shared: bool = False) -> dict:
     """``data extract``: analyse every session of ``inputs`` not analysed under ``root`` yet (a rerun skips
     finished ones; an interrupted run's leftovers are removed), then write the corpus (`write_corpus`);
     returns the extract report. A session whose media cannot be read is reported and left out.
-    ``progress_for(session key)`` gives the progress callback of that session's analysis."""
+    ``progress_for(session key)`` gives the progress callback of that session's analysis; ``shared`` as in
+    `find_sessions`."""
     root = Path(root)
-    sessions = find_sessions(inputs)
+    sessions = find_sessions(inputs, shared)
     began = time.time()
     leftovers = [root / STAGING, *(session_folder(root, s.key) for s in sessions)]
     for final in leftovers:
