@@ -109,7 +109,7 @@ def test_one_video_with_both_people_in_view(tmp_path):
     inputs = tmp_path / "in"
     inputs.mkdir()
     for i, turns in enumerate(TURNS[:3]):
-        side_by_side(sources, turns, inputs / f"two_shot{i}.mp4")
+        side_by_side(sources, turns, tmp_path / "parts" / f"two_shot{i}.mp4").rename(inputs / f"two_shot{i}.mp4")
     corpus = tmp_path / "corpus"
     result = run_cli("data", "extract", inputs, "--shared", "-o", corpus, "--clip-seconds", "4", timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
