@@ -3,7 +3,8 @@
 Prints JSON. Input: a dialogue of the two real talking faces in ../shared/data/video (their arkit58 from
 `extract_face`, their own audio at alternating 4 s turns), looped to each length and given 2 or 4 people
 (the extra ones are the same faces shifted in time; every non-talker shows a moving mouth from another moment,
-the hard case, whose agreement with the turns is reported too). The baseline timed in the same run is
+the hard case, whose agreement with the turns is reported too, with the owner of each voice the mixed
+track was diarized into). The baseline timed in the same run is
 `extract_audio` on the same mixed audio, a stage every generate run already pays; the speaker detection
 overhead is given per input minute and as a multiple of it. Peak memory (tracemalloc, Python + numpy
 allocations) is reported per length to show it grows with the recording only as the arrays do.
@@ -93,6 +94,7 @@ def main() -> None:
                 "peak_mib_audio_features": round(audio_mib, 1), "peak_mib_speaker_detection": round(detect_mib, 1),
                 "agreement_hard_case": round(float(np.mean(speakers.active[speakers.speech]
                                                                   == truth[speakers.speech])), 3),
+                "voice_owners": speakers.voice_owner,
             })
     print(json.dumps({"machine": {"cpus": os.cpu_count(), "load_1min": os.getloadavg()[0],
                                   "python": platform.python_version()}, "runs": runs}, indent=2))

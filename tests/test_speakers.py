@@ -3,7 +3,7 @@
 Each layout is a recording we construct: the mixed audio at each turn is the talker's own audio of that
 moment; the talker's face is their own video of that moment; the other person shows either (i) their own
 video from another moment (mouth moving, uncorrelated with the audio: the hard case) or (ii) their own
-frames slowed eightfold (a nearly still listener).
+frames slowed eightfold (a nearly still listener). The diarization tests use the same recordings' audio.
 """
 
 from __future__ import annotations
@@ -17,13 +17,17 @@ from listenerctl.features.audio import extract_audio
 from listenerctl.features.face import extract_face
 from listenerctl.features.people import People
 from listenerctl.features.speaker_choice import CROSSFADE_S, choose_speaker
-from listenerctl.features.speakers import detect_speakers, viterbi
+from listenerctl.features.speakers import NOBODY, UNDECIDED, detect_speakers, voice_owners
+from listenerctl.features.switching import viterbi
+from listenerctl.features.voices import MIN_SEPARATION, diarize
 from listenerctl.media import load_audio
 
 FPS, FRAMES, HOP = 25.0, 200, 640  # 8 s clips; audio samples per frame at 16 kHz
 SLOW = 8          # a still listener: own frames at 1/8 speed
 OTHER_TIME = 100  # frames between the moment a distractor shows and the moment being heard
 DIALOGUE = [(0.0, 3.0, 0), (3.0, 5.5, 1), (5.5, 8.0, 0)]
+REVERSED = [(0.0, 3.0, 1), (3.0, 5.5, 0), (5.5, 8.0, 1)]
+SHORT_TURNS = [(0.0, 2.0, 0), (2.0, 4.5, 1), (4.5, 6.0, 0), (6.0, 8.0, 1)]
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +84,7 @@ def test_auto_picks_the_talker_of_a_one_talker_recording(sources, talker, listen
     np.testing.assert_array_equal(choice.face.arkit, people.face(talker).arkit)
 
 
-@pytest.mark.parametrize("turns", [DIALOGUE, [(0.0, 3.0, 1), (3.0, 5.5, 0), (5.5, 8.0, 1)]])
+@pytest.mark.parametrize("turns", [DIALOGUE, REVERSED])
 def test_dialogue_with_a_still_listener_follows_the_turns(sources, turns):
     people, audio, truth = build(sources, turns, "still")
     speakers = detect_speakers(people, audio)
@@ -96,11 +100,94 @@ def test_dialogue_with_a_still_listener_follows_the_turns(sources, turns):
     assert choice.manifest(people)["turns"][1]["person"] == turns[1][2]
 
 
-@pytest.mark.xfail(reason="hard case: the non-talker's mouth moves all the time; mouth-motion/level sync "
-                          "agrees with the turns on 58-89 % of speech frames in 2-3 s turns, not 90 %", strict=False)
-def test_dialogue_against_a_moving_mouth_from_another_time(sources):
-    people, audio, truth = build(sources, DIALOGUE, "other")
-    assert agreement(detect_speakers(people, audio), audio, truth) >= 0.9
+@pytest.mark.parametrize("turns", [DIALOGUE, REVERSED, SHORT_TURNS])
+def test_dialogue_against_a_moving_mouth_from_another_time(sources, turns):
+    """The hard case: window sync alone agreed on 61-80 % here; the voices decide whose turn it is."""
+    people, audio, truth = build(sources, turns, "other")
+    speakers = detect_speakers(people, audio)
+    assert agreement(speakers, audio, truth) >= 0.9
+    assert [t.person for t in speakers.turns] == [p for _, _, p in turns]
+
+
+def voice_of_each_person(voice, truth, people=2):
+    """The voice label heard most in each person's true turns [people]."""
+    return [int(np.bincount(voice[(truth == p) & (voice >= 0)]).argmax()) for p in range(people)]
+
+
+@pytest.mark.parametrize("name", ["speech/beat_scott_68s.wav", "beat/2_scott_0_1_1.wav"])
+def test_a_minute_of_one_voice_is_one_voice(name):
+    samples = load_audio(shared_file(name))
+    voices = diarize(extract_audio(samples, FPS), FPS, 3)
+    assert voices.count == 1 and (voices.label[voices.label >= 0] == 0).all()
+
+
+@pytest.mark.parametrize("other", [0, 1])
+def test_a_minute_of_two_voices_in_turns_is_two_voices_or_more(sources, other):
+    """BEAT's speaker in 4 s turns with one test clip's voice (looped), 64 s: the voices are not mixed up."""
+    beat = load_audio(shared_file("speech/beat_scott_68s.wav"))
+    frames, turn = 64 * int(FPS), 4 * int(FPS)
+    samples = beat[:frames * HOP].copy()
+    truth = (np.arange(frames) // turn) % 2
+    looped = np.resize(sources[other][1], frames * HOP)
+    for start in range(turn, frames, 2 * turn):
+        samples[start * HOP:(start + turn) * HOP] = looped[start * HOP:(start + turn) * HOP]
+    audio = extract_audio(samples, FPS, frames)
+    voices = diarize(audio, FPS, 3)
+    assert voices.count >= 2
+    speech = audio.vad
+    per_voice = [np.bincount(truth[speech & (voices.label == v)], minlength=2) for v in range(voices.count)]
+    assert sum(counts.max() for counts in per_voice) >= 0.9 * speech.sum()  # each voice is mostly one person
+
+
+@pytest.mark.parametrize("talker", [0, 1])
+def test_a_short_clip_of_one_voice_split_in_parts_gives_no_part_to_another_person(sources, talker):
+    """8 s of one voice may come out as several voices; none of them goes to the moving mouth beside it."""
+    people, audio, truth = build(sources, [(0.0, 8.0, talker)], "other")
+    speakers = detect_speakers(people, audio)
+    assert 1 - talker not in speakers.voice_owner
+    assert agreement(speakers, audio, truth) >= 0.9
+
+
+@pytest.mark.parametrize("turns", [DIALOGUE, REVERSED, SHORT_TURNS])
+def test_two_voices_in_turns_are_two_voices(sources, turns):
+    _, audio, truth = build(sources, turns, "still")
+    voices = diarize(audio, FPS, 3)
+    assert voices.count == 2 and voices.separation >= MIN_SEPARATION
+    speech = audio.vad
+    assert (voices.label[speech] >= 0).all() and (voices.label[~speech] == -1).all()
+    first, second = voice_of_each_person(voices.label, truth)
+    assert first != second
+    assert np.mean(voices.label[speech] == np.where(truth[speech] == 0, first, second)) >= 0.9
+
+
+def test_each_voice_goes_to_the_person_whose_mouth_follows_it(sources):
+    people, audio, truth = build(sources, REVERSED, "other")
+    speakers = detect_speakers(people, audio)
+    for person, voice in enumerate(voice_of_each_person(speakers.voice, truth)):
+        assert speakers.voice_owner[voice] == person
+
+
+def test_an_off_screen_voice_stays_nobody(sources):
+    """Only person 0 is in view; person 1 talks off screen while person 0 listens, nearly still."""
+    people, audio, truth = build(sources, DIALOGUE, "still")
+    alone = people_of(people.arkit[:1])
+    speakers = detect_speakers(alone, audio)
+    own, off_screen = voice_of_each_person(speakers.voice, truth)
+    assert speakers.voice_owner[own] == 0 and speakers.voice_owner[off_screen] == NOBODY
+    assert agreement(speakers, audio, np.where(truth == 0, 0, -1)) >= 0.9
+
+
+def test_voice_owners_need_a_margin():
+    even = np.array([100, 100])
+    assert voice_owners(np.array([[0.35, 0.40], [0.38, 0.33]]), even) == [1, 0]
+    assert voice_owners(np.array([[0.40, 0.32], [0.41, 0.33]]), even) == [UNDECIDED, UNDECIDED]  # one voice split
+    assert voice_owners(np.array([[0.30, 0.48], [0.32, 0.58]]), even) == [UNDECIDED, 1]  # both follow 1 best
+    assert voice_owners(np.array([[0.45], [0.20]]), even) == [0, NOBODY]  # one person in view, a second voice
+    assert voice_owners(np.array([[0.45, -np.inf], [0.05, -np.inf]]), even) == [0, NOBODY]  # 1 never judged
+    # a fragment that follows person 0 best cannot take them from the long voice that does too
+    assert voice_owners(np.array([[0.45, 0.33, 0.30], [0.42, 0.30, 0.38]]), np.array([500, 80])) == [0, UNDECIDED]
+    # a voice in under a tenth of the speech gets no owner, however clear its evidence
+    assert voice_owners(np.array([[0.40, 0.20], [0.10, 0.60]]), np.array([500, 40])) == [0, UNDECIDED]
 
 
 def test_crossfade_blends_from_one_speaker_to_the_next(sources):

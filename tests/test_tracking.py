@@ -18,8 +18,11 @@ from listenerctl.features.face import MODEL_PATH, extract_face, mp_image, open_l
 from listenerctl.features.face_descriptors import colour, texture
 from listenerctl.features.people import People
 from listenerctl.features.reid import Tracklet, colour_distance, group, texture_distance
+from listenerctl.features.audio import extract_audio
+from listenerctl.features.speaker_choice import choose_speaker
+from listenerctl.features.speakers import detect_speakers
 from listenerctl.features.tracking import is_cut, shot_signature, track_people
-from listenerctl.media import iter_video_frames
+from listenerctl.media import iter_video_frames, load_audio
 from listenerctl.motion import ARKIT52
 
 WIDTH, HEIGHT, FPS = 1920, 1080, 25
@@ -305,3 +308,15 @@ def test_people_in_view_together_are_never_merged_however_alike():
     assert sorted(len(p) for p in people) == [1, 1, 2]
     assert not any(twins[0] in p and twins[1] in p for p in people)
     assert [stranger] in people
+
+
+@pytest.mark.parametrize("name", ["split", "grid", "cuts", "small"])
+@pytest.mark.parametrize("talker", ["A", "B"])
+def test_face_auto_picks_whoever_talks_in_every_layout(tracked, name, talker):
+    """The layouts with one mixed track, the talker's own audio (the other person's mouth keeps moving, out of
+    sync): tracking + speaker detection + `--face auto` choose the talker's person as the one who talks most."""
+    shots, _, people = tracked(name)
+    identity = who_is_who(people, shots)
+    samples = load_audio(shared_file(SOURCES[talker]))[:people.num_frames * 640]  # 16 kHz: 640 samples a frame
+    choice = choose_speaker(people, detect_speakers(people, extract_audio(samples, FPS, people.num_frames)))
+    assert choice.person == identity[talker], choice.note

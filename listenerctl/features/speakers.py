@@ -21,29 +21,53 @@ off-screen voice), a person not found at a frame being impossible there, and eve
 costing `SWITCH_COST` (score × frames). Pauses carry the current state over, so a speaker stays the
 speaker through their own pauses. Turns are the runs of one speaker, pauses inside a turn included.
 
+Voices (mixed track only): window sync alone is too noisy to decide 2–3 s turns when a non-talker's mouth
+keeps moving, but two people in a dialogue have different voices. The speech frames are diarized
+(`voices.diarize`, at most one voice more than the people in view, for an off-screen voice); with two voices
+or more, each voice gets an owner from the whole recording's evidence: evidence[v, p] = the mean of s_p over
+all frames of voice v, and the one-to-one assignment of voices to people or "nobody in view" (worth
+`NOBODY_EVIDENCE`, open to any number of voices) with the largest evidence summed over frames, so a voice
+heard longer weighs more (scipy.optimize.linear_sum_assignment); a voice heard in under `MIN_VOICE_SHARE` of
+the speech takes no part. A voice keeps its owner only if that owner is also the one it follows best, and if
+giving it any other owner loses at least `VOICE_MARGIN` per frame of that voice; otherwise it is undecided
+(a voice split in two by mistake, both halves following one mouth, ends so). The owner's emission (a
+person's, or "nobody in view") is raised by `VOICE_WEIGHT` at the frames of its voice, then the same Viterbi
+runs. One voice, or no voice with an owner: exactly the sync-only decision above.
+
 Where each person has their own audio track (``person_audio``), the track's voice activity decides
 instead: s_p = 1 where p's track has speech and is the loudest of the tracks with speech, 0.5 where it
 has speech but another track is louder (crosstalk), 0 elsewhere; speech is present where any track has
 it, and the same Viterbi smoothing applies.
 
-Constants: windows of 1.2 s hold about five syllables (4–5 per s) and are shorter than most turns, the
-0.6 s running level two or three; these two were picked from 1.2/1.6/2.4 s and 0.6/1.0/no running level on
+Constants: windows of 1.2 s hold about five syllables (4–5 per s) and are shorter than most turns, the 0.6 s
+running level two or three; these two were picked from 1.2/1.6/2.4 s and 0.6/1.0/no running level on
 dialogues built from the two test clips (shorter was better throughout), the others were set, not fitted.
-±0.32 s covers usual A/V offsets and the looser timing of lips and loudness: searching it per window
-agreed with the turns far better than one offset for the whole recording. 0.1 weight per frame is about
-half of a talking mouth's mean motion; a switch needs the new speaker to out-score the old by 0.1 on
-average over about 1 s.
+±0.32 s covers usual A/V offsets and the looser timing of lips and loudness: searching it per window agreed
+with the turns far better than one offset for the whole recording. 0.1 weight per frame is about half of a
+talking mouth's mean motion; a switch needs the new speaker to out-score the old by 0.1 on average over
+about 1 s. The voice term was set, not fitted: 0.3 is near a talker's mean window score (0.35–0.5 on the
+test clips), enough for the voice to overrule window noise inside a turn, while a person not found stays
+impossible; on the constructed moving-mouth dialogues weights of 0.2–0.5 gave the same agreement (0.1:
+0.85–0.98). 0.05 per frame is half the smallest loss, per frame of a voice, from swapping the two owners
+seen there (0.11). `MIN_VOICE_SHARE` is the share a second talker needs to count as one in `speaker_choice`:
+a rarer voice is more often a piece of another voice than a person (in the benchmark's looped dialogue, a
+repeated phrase). `NOBODY_EVIDENCE` 0.25 lies between a nearly still listener's mean score over another's
+voice (0.08–0.20 there) and a talker's over their own (0.38–0.58); a moving mouth that does not talk scores
+0.29–0.39, so a voice is only ever given to one of several moving mouths by comparison, never by this bar.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 from listenerctl.conditioning import AudioFeatures
 from listenerctl.features.audio import bool_runs
 from listenerctl.features.people import People
+from listenerctl.features.switching import viterbi
+from listenerctl.features.voices import diarize
 from listenerctl.motion import ARKIT52
 
 MOUTH_CHANNELS = tuple(ARKIT52.index(name) for name in (
@@ -57,6 +81,11 @@ TALKING_MOTION = 0.1    # mouth motion (Σ |Δ weight| per frame) at and above w
 NOBODY_SCORE = 0.1      # emission of "nobody in view talks" (a sync score below this is no evidence)
 SWITCH_COST = 2.5       # cost of a change of speaker, in score × frames
 OWN_TRACK_LOUDEST, OWN_TRACK_CROSSTALK = 1.0, 0.5  # scores with per-person audio tracks
+VOICE_WEIGHT = 0.3      # added to the emission of a voice's owner at that voice's frames, score units
+VOICE_MARGIN = 0.05     # least loss in summed evidence if a voice changed owner, for the owner to stand
+NOBODY_EVIDENCE = 0.25  # evidence of "nobody in view" for a voice: mean sync score a person must beat
+MIN_VOICE_SHARE = 0.1   # share of the speech frames a voice needs to be given an owner
+NOBODY, UNDECIDED = -1, -2  # voice owners that are not a person in view
 
 
 @dataclass
@@ -75,7 +104,10 @@ class Speakers:
     score [P, T] float32 evidence that each person talks (sync score or own-track score; NaN where they
     cannot be judged); active [T] int32 the person talking, −1 where nobody in view talks or there is no
     speech; speech [T] bool speech present; share [P] float share of the speech frames attributed to each
-    person (the rest went to nobody in view); turns in time order.
+    person (the rest went to nobody in view); turns in time order. From the mixed track's diarization:
+    voice [T] int32 the voice heard (−1 where there is no speech or no mixed track) and voice_owner [V] int
+    the person each voice was given to (`NOBODY` = nobody in view, `UNDECIDED` = not used; empty with
+    fewer than two voices, where sync alone decides).
     """
 
     score: np.ndarray
@@ -84,6 +116,8 @@ class Speakers:
     share: np.ndarray
     turns: list[Turn]
     fps: float
+    voice: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    voice_owner: list[int] = field(default_factory=list)
 
     @property
     def talkers(self) -> list[int]:
@@ -180,27 +214,6 @@ def own_track_scores(person_audio: list[AudioFeatures]) -> tuple[np.ndarray, np.
     return score.astype(np.float32), vad.any(axis=0)
 
 
-def viterbi(emission: np.ndarray, switch_cost: float) -> np.ndarray:
-    """The state path [N] int maximising Σ emission[state, n] − switch_cost × (number of changes), from
-    emissions [S, N] (−inf = impossible; every column needs one finite entry)."""
-    states, steps = emission.shape
-    path = np.zeros(steps, np.int64)
-    if steps == 0:
-        return path
-    back = np.zeros((steps, states), np.int64)
-    total = emission[:, 0].copy()
-    for n in range(1, steps):
-        stay, leave_from = total, int(np.argmax(total))
-        switch = total[leave_from] - switch_cost
-        take_switch = switch > stay
-        back[n] = np.where(take_switch, leave_from, np.arange(states))
-        total = np.where(take_switch, switch, stay) + emission[:, n]
-    path[-1] = int(np.argmax(total))
-    for n in range(steps - 1, 0, -1):
-        path[n - 1] = back[n, path[n]]
-    return path
-
-
 def turns_of(active: np.ndarray, fps: float) -> list[Turn]:
     """Turns from the per-frame speaker [T] (−1 = nobody): runs of one person, pauses (−1) between two runs
     of the same person included."""
@@ -218,6 +231,47 @@ def turns_of(active: np.ndarray, fps: float) -> list[Turn]:
     return merged
 
 
+def voice_evidence(score: np.ndarray, voice: np.ndarray, voices: int) -> np.ndarray:
+    """Evidence [V, P] that person p is voice v: the mean of p's sync scores [P, T] over the frames of v
+    (``voice`` [T]); −inf where p has no score at any of them."""
+    evidence = np.full((voices, len(score)), -np.inf)
+    for v in range(voices):
+        frames = score[:, voice == v]
+        judged = ~np.isnan(frames)
+        sums = np.where(judged, frames, 0.0).sum(axis=1)
+        evidence[v] = np.where(judged.any(axis=1), sums / np.maximum(judged.sum(axis=1), 1), -np.inf)
+    return evidence
+
+
+def voice_owners(evidence: np.ndarray, frames: np.ndarray) -> list[int]:
+    """Owner of each voice from evidence [V, P] (`voice_evidence`) and the voices' lengths ``frames`` [V]:
+    voices holding under `MIN_VOICE_SHARE` of the speech are `UNDECIDED`; the others get the one-to-one
+    assignment to people or `NOBODY` (worth `NOBODY_EVIDENCE`, open to every voice) with the most evidence
+    summed over frames (a voice heard longer weighs more); a voice is `UNDECIDED` where its owner is not the
+    one it follows best, or where a change of its owner would lose less than `VOICE_MARGIN` per frame of it."""
+    frames = np.asarray(frames, np.float64)
+    owners = [UNDECIDED] * len(frames)
+    kept = np.flatnonzero(frames >= MIN_VOICE_SHARE * frames.sum())
+    count = evidence.shape[1]
+    table = np.concatenate([evidence[kept], np.full((len(kept), len(kept)), NOBODY_EVIDENCE)], axis=1)
+    impossible = -1e9 * max(1.0, float(frames.sum()))
+    weighted = np.where(np.isfinite(table), table * frames[kept, None], impossible)
+
+    def best(values: np.ndarray) -> tuple[float, np.ndarray]:
+        rows, cols = linear_sum_assignment(values, maximize=True)
+        return float(values[rows, cols].sum()), cols[np.argsort(rows)]
+
+    total, cols = best(weighted)
+    for row, (v, col) in enumerate(zip(kept, cols)):
+        changed = weighted.copy()
+        changed[row, col if col < count else slice(count, None)] = impossible
+        possible = np.isfinite(table[row])
+        follows_best = possible[col] and table[row, col] >= table[row, possible].max()
+        if follows_best and total - best(changed)[0] >= VOICE_MARGIN * frames[v]:
+            owners[v] = int(col) if col < count else NOBODY
+    return owners
+
+
 def detect_speakers(people: People, audio: AudioFeatures | None = None,
                     person_audio: list[AudioFeatures] | None = None) -> Speakers:
     """Who of ``people`` talks when: from audio–visual synchrony with the mixed ``audio`` track, or from
@@ -233,10 +287,20 @@ def detect_speakers(people: People, audio: AudioFeatures | None = None,
     else:
         score, speech = np.full((count, frames), np.nan, np.float32), np.zeros(frames, bool)
     emission = np.where(people.found & ~np.isnan(score), score, -np.inf)
-    emission = np.concatenate([emission, np.full((1, frames), NOBODY_SCORE)])[:, speech]
-    path = viterbi(emission, SWITCH_COST)
+    emission = np.concatenate([emission, np.full((1, frames), NOBODY_SCORE)])
+    voice, owners = np.full(frames, -1, np.int32), []
+    if audio is not None and person_audio is None and count > 0:
+        voices = diarize(audio, fps, count + 1)
+        voice = voices.label
+        if voices.count > 1:
+            lengths = np.bincount(voice[voice >= 0], minlength=voices.count)
+            owners = voice_owners(voice_evidence(score, voice, voices.count), lengths)
+        for v, owner in enumerate(owners):
+            if owner != UNDECIDED:
+                emission[count if owner == NOBODY else owner, voice == v] += VOICE_WEIGHT
+    path = viterbi(emission[:, speech], SWITCH_COST)
     active = np.full(frames, -1, np.int32)
     active[speech] = np.where(path == count, -1, path)
     speech_frames = max(int(speech.sum()), 1)
     share = np.array([(active == p).sum() / speech_frames for p in range(count)], np.float64)
-    return Speakers(score.astype(np.float32), active, speech, share, turns_of(active, fps), fps)
+    return Speakers(score.astype(np.float32), active, speech, share, turns_of(active, fps), fps, voice, owners)
