@@ -13,6 +13,7 @@ import pytest
 from composites import session_folder
 from conftest import ROOT, ffmpeg, run_cli, shared_file
 from listenerctl.data.corpus import load_corpus
+from listenerctl.errors import ListenerctlError
 
 TURNS = ([(0, 4.4), (1, 4.4), (0, 4.4)], [(1, 4.4), (0, 4.4), (1, 4.4)], [(0, 5.0), (1, 4.4), (0, 4.4)],
          [(1, 5.0), (0, 4.4), (1, 4.4)])
@@ -28,6 +29,27 @@ def test_inputs_that_are_no_session_layout_are_one_sentence(tmp_path):
         result = run_cli("data", "extract", *args, "-o", tmp_path / "corpus")
         assert result.returncode == 2 and message in result.stdout + result.stderr, result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_session_layouts_are_recognised(tmp_path):
+    from listenerctl.data.extract_inputs import find_sessions
+
+    for name in ("lab/s1/ann.mp4", "lab/s1/ann.wav", "lab/s1/bob.mp4", "lab/s2/two_shot.mp4", "calls/a.mp4",
+                 "calls/b.mp4", "mix/ann.mp4", "mix/bob.mp4", "mix/room.wav"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).touch()
+    (tmp_path / "mixed.csv").write_text("session,person,video,audio\nm,ann,mix/ann.mp4,mix/room.wav\n"
+                                        "m,bob,mix/bob.mp4,mix/room.wav\n")
+    s1, s2 = find_sessions([tmp_path / "lab"])
+    assert (s1.key, [(p.name, p.audio and p.audio.name) for p in s1.people]) == ("s1", [("ann", "ann.wav"),
+                                                                                        ("bob", None)])
+    assert not s1.mixed_audio and (s2.key, s2.video.name, s2.mixed_audio) == ("s2", "two_shot.mp4", True)
+    assert [s.key for s in find_sessions([tmp_path / "calls"], shared=True)] == ["a", "b"]
+    assert [len(s.people) for s in find_sessions([tmp_path / "calls"])] == [2]
+    (mixed,) = find_sessions([tmp_path / "mixed.csv"])
+    assert mixed.mixed_audio and [p.name for p in mixed.people] == ["ann", "bob"]
+    with pytest.raises(ListenerctlError, match="session s1 is given more than once"):
+        find_sessions([tmp_path / "lab", tmp_path / "lab" / "s1"])
 
 
 @pytest.fixture(scope="module")
