@@ -140,3 +140,27 @@ def test_one_video_with_both_people_in_view(tmp_path):
         assert entry["people"] == 2 and entry["clips_kept"] >= 2
         truth = [sum(s for p, s in turns if p == person) / sum(s for _, s in turns) for person in (0, 1)]
         assert np.allclose(entry["speaking_share"], truth, atol=0.15)
+
+
+@pytest.mark.slow
+def test_videos_per_person_with_one_mixed_track_follow_the_turns(tmp_path):
+    """Layout (a) with one room microphone (the CSV names the same audio file for both): who talks comes from
+    audio-visual synchrony of each person's own video with the mixed track."""
+    from listenerctl.data.extract_inputs import analyse_session, find_sessions
+
+    sources = (shared_file("video/talking_face_8s.mp4"), shared_file("video/talking_face_b_8s.mp4"))
+    turns = TURNS[2]
+    folder = session_folder(sources, turns, tmp_path / "s", still=True)
+    ffmpeg("-i", str(folder / "person_a.mp4"), "-i", str(folder / "person_b.mp4"), "-filter_complex",
+           "[0:a][1:a]amix=inputs=2:normalize=0[a]", "-map", "[a]", str(folder / "room.wav"))
+    (tmp_path / "room.csv").write_text("session,person,video,audio\nroom,a,s/person_a.mp4,s/room.wav\n"
+                                       "room,b,s/person_b.mp4,s/room.wav\n")
+    (session,) = find_sessions([tmp_path / "room.csv"])
+    record = analyse_session(session)
+    assert session.mixed_audio and record.audio_of == [0, 0] and record.audio_sources == [str(folder / "room.wav")]
+    talker, start = record.session.talker, 0
+    for person, seconds in turns:                     # the person heard most in each turn is its talker
+        stop = start + int(seconds * 25)
+        heard = talker[start:stop][talker[start:stop] >= 0]
+        assert np.bincount(heard, minlength=2).argmax() == person
+        start = stop
