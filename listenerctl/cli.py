@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import replace
 from enum import Enum
 from functools import wraps
 from pathlib import Path
@@ -224,8 +225,6 @@ def batch(
                            portrait=str(portrait) if portrait else None,
                            text_encoder=str(text_encoder) if text_encoder else None)
     if text_encoder is not None:               # a bad encoder or a model without text stops before any item
-        from dataclasses import replace
-
         from listenerctl.models import load_generator
 
         text_encoder_for(replace(opts, device="cpu"), load_generator(model, checkpoint, "cpu", task="listener"))
@@ -309,7 +308,7 @@ def doctor() -> None:
 def evaluate(
     data: Annotated[Path, typer.Option("--data", help="Corpus in REACT layout (e.g. from `listenerctl data synth`).")],
     split: Annotated[str, typer.Option(help="Split to evaluate on.")] = "test",
-    model: Annotated[Optional[list[str]], typer.Option("--model", "-m", help="Models to run and score (repeatable).")] = None,
+    model: Annotated[Optional[list[str]], typer.Option("--model", "-m", help="Models to run and score (repeatable); NAME=CHECKPOINT scores that checkpoint of a learned model (e.g. a fine-tuned one), labelled 'NAME (checkpoint stem)'.")] = None,
     predictions: Annotated[Optional[list[Path]], typer.Option("--predictions", "-p", help="Saved prediction folders to score (repeatable).")] = None,
     samples: Annotated[int, typer.Option("-k", "--samples", min=2, help="Samples per speaker clip (K).")] = 10,
     output: Annotated[Path, typer.Option("-o", "--output", help="Report folder: metrics.json, metrics.md, PNG plots.")] = Path("evaluation"),
@@ -327,17 +326,20 @@ def evaluate(
 
     corpus = load_corpus(data, split)
     names = model if model or predictions else ["rules", "mime", "random", "mean"]
-    if reference is not None and reference not in [*(names or []), *(p.name for p in predictions or [])]:
+    entries = [_model_entry(entry) for entry in names or []]
+    if reference is not None and reference not in [*(e[2] for e in entries), *(p.name for p in predictions or [])]:
         raise ListenerctlError(f"--reference {reference} is not one of the models scored; add it with -m or -p.")
     runs, skipped = {}, {}
-    for name in names or []:
+    for name, checkpoint, label, folder in entries:
         if name == "mime" and any(c.cond.face is None for c in corpus.clips):
             skipped[name] = "some speaker clips have no face to copy"
             err.print(f"{name} skipped: {skipped[name]}")
             continue
-        runs[name] = predict(corpus, name, samples, device=resolve_device(device))
+        run = predict(corpus, name, samples, device=resolve_device(device),
+                      checkpoint=Path(checkpoint) if checkpoint else None)
+        runs[label] = replace(run, name=label)
         if save_predictions:
-            write_predictions(runs[name], corpus, output / "predictions" / name)
+            write_predictions(runs[label], corpus, output / "predictions" / folder)
     for folder in predictions or []:
         loaded = read_predictions(folder, corpus)
         runs[loaded.name] = loaded
@@ -354,6 +356,13 @@ def evaluate(
     out.print(f"report: {output}/metrics.json, metrics.md, metrics.png, curves.png")
 
 
+def _model_entry(entry: str) -> tuple[str, str, str, str]:
+    """``-m NAME[=CHECKPOINT]`` → (name, checkpoint or '', label in reports, predictions folder name)."""
+    name, _, checkpoint = entry.partition("=")
+    stem = Path(checkpoint).name.removesuffix(".safetensors")
+    return (name, checkpoint, f"{name} ({stem})", f"{name}_{stem}") if checkpoint else (name, "", name, name)
+
+
 @app.command()
 @friendly_errors
 def train(
@@ -366,10 +375,12 @@ def train(
     amp: Annotated[bool, typer.Option(help="bf16 mixed precision (CUDA only).")] = True,
     log_every: Annotated[int, typer.Option(min=1, help="Steps between log rows and saved training state.")] = 50,
     resume: Annotated[bool, typer.Option(help="Continue from the saved training state beside OUT.")] = True,
+    init: Annotated[Optional[Path], typer.Option("--init", help="Fine-tune: start from this checkpoint of the same model (its config, weights and normalisation); only the last training phase runs. Default OUT: checkpoints/MODEL-finetuned.")] = None,
 ) -> None:
     """Train a learned model: resumable, seeded, loss curves as CSV + PNG, held-out metrics in the card."""
     import importlib
 
+    from listenerctl.checkpoint import checkpoint_paths
     from listenerctl.models import CHECKPOINT_DIR, REGISTRY
     from listenerctl.train import run_training
 
@@ -378,9 +389,13 @@ def train(
         learned = ", ".join(n for n, e in REGISTRY.items() if e.learned) or "none registered"
         raise ListenerctlError(f"{model!r} is not a trainable model; trainable: {learned}.")
     module = importlib.import_module(entry.target.partition(":")[0])
+    if init is not None and entry.task != "listener":
+        raise ListenerctlError(f"--init fine-tunes listener models; {model!r} is a {entry.task} model.")
+    stem = stem or CHECKPOINT_DIR / (model if init is None else f"{model}-finetuned")
+    if init is not None and checkpoint_paths(init)[0].resolve() == checkpoint_paths(stem)[0].resolve():
+        raise ListenerctlError(f"--out {stem} would overwrite the --init checkpoint; name another output.")
     where = resolve_device(device)
-    plan = module.make_train_plan(data, device=where, seed=seed)
-    stem = stem or CHECKPOINT_DIR / model
+    plan = module.make_train_plan(data, device=where, seed=seed, **({} if init is None else {"init": init}))
     card = run_training(plan, steps, stem, log_every=log_every, resume=resume, device=where,
                         amp=amp and where == "cuda", seed=seed)
     out.print(f"checkpoint: {stem}.safetensors (+ .json); held-out metrics: {json.dumps(card.get('metrics', {}))}")
@@ -421,6 +436,40 @@ def data_synth(
     for split, numbers in card["splits"].items():
         table.add_row(split, str(numbers["speaker_clips"]), str(numbers["pairs"]), f"{numbers['speaker_seconds'] / 60:.1f}")
     out.print(table)
+
+
+@data_app.command("extract")
+@friendly_errors
+def data_extract(
+    inputs: Annotated[list[Path], typer.Argument(help="Sessions: a folder of videos (one per person, a .wav beside a video is that person's own track), a video with everyone in view, a folder of such folders, or a CSV with columns session,person,video[,audio].")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Corpus folder to write (REACT layout; rerunning skips analysed sessions).")],
+    clip_seconds: Annotated[float, typer.Option(min=1.0, help="Clip length in seconds (clips have seconds x 25 + 1 frames: 30 s = REACT's 751).")] = 30.0,
+    min_found: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of a clip's frames in which each face must be found.")] = 0.8,
+    min_speaker_talk: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of a clip's frames in which the speaker must talk.")] = 0.5,
+    max_listener_talk: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of a clip's frames in which the listener may talk (backchannels).")] = 0.15,
+    similarity: Annotated[float, typer.Option(min=0.0, help="Appropriate reactions: clips whose speaker statistics differ by at most this RMS z-score.")] = 0.5,
+    seed: Annotated[int, typer.Option(help="Seed of the split assignment.")] = 0,
+    shared: Annotated[bool, typer.Option("--shared", help="Every video in a folder is a session of its own with everyone in view (default: a folder of videos is one session, a video per person).")] = False,
+) -> None:
+    """Build a corpus of real dyads from recordings of two (or more) people talking: each person in turn
+    as the listener while another talks; splits by session; extract_report.json and contact sheets."""
+    from listenerctl.data.dyads import DyadOptions
+    from listenerctl.data.extract_inputs import extract_corpus
+
+    options = DyadOptions(clip_frames=round(clip_seconds * 25) + 1, min_speaker_talk=min_speaker_talk,
+                          max_listener_talk=max_listener_talk, min_found=min_found, similarity_threshold=similarity)
+    with _progress() as bars:
+        def progress_for(key: str):
+            task = bars.add_task(f"tracking {key}", total=None)
+            return lambda done, total: bars.update(task, completed=done, total=total)
+
+        summary = extract_corpus(inputs, output, options, seed, report=err.print, progress_for=progress_for,
+                                 shared=shared)
+    table = Table("split", "sessions", "dyad minutes")
+    for split, numbers in summary["splits"].items():
+        table.add_row(split, str(len(numbers["sessions"])), f"{numbers['dyad_minutes']:.2f}")
+    out.print(table)
+    out.print(f"report: {output}/extract_report.json; contact sheets: {output}/sessions/*/contact_sheet.png")
 
 
 from listenerctl.cli_study import study_app  # noqa: E402  (the study kit's sub-app)

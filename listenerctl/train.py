@@ -35,7 +35,7 @@ from safetensors.torch import save as save_safetensors
 from torch import Tensor
 
 from listenerctl.atomic import atomic_file
-from listenerctl.checkpoint import load_into, save_checkpoint
+from listenerctl.checkpoint import config_from_card, load_checkpoint, load_into, save_checkpoint
 from listenerctl.errors import ListenerctlError
 
 PLAN_CARD_FIELDS = ("model", "config", "spec", "fps", "training_data")
@@ -64,17 +64,56 @@ class TrainPlan:
 Config = TypeVar("Config")
 
 
-def config_with(config_class: type[Config], overrides: dict, model: str) -> Config:
-    """``config_class`` with the training ``overrides`` of ``model`` applied; one sentence naming unknown
-    settings (and the known ones) or the class's objection to a value."""
+def config_with(config_class: type[Config], overrides: dict, model: str, base: Config | None = None) -> Config:
+    """``config_class`` (or the config ``base``, e.g. a fine-tuning run's init checkpoint's) with the training
+    ``overrides`` of ``model`` applied; one sentence naming unknown settings (and the known ones) or the
+    class's objection to a value."""
     known = {f.name for f in fields(config_class)}
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise ListenerctlError(f"unknown {model} setting {', '.join(unknown)}; known: {', '.join(sorted(known))}.")
+    start = {} if base is None else {f.name: getattr(base, f.name) for f in fields(config_class)}
     try:
-        return config_class(**overrides)
+        return config_class(**{**start, **overrides})
     except (TypeError, ValueError) as error:
         raise ListenerctlError(f"invalid {model} settings ({error}).") from None
+
+
+@dataclass
+class InitCheckpoint:
+    """The checkpoint a fine-tuning run starts from (``train --init``): its weights and normalisation
+    buffers (``state``), its model config (architecture and schedule; ``config``) and what the new card
+    records of it (``card``: path, sha256, steps, training data)."""
+
+    state: dict[str, Tensor]
+    config: Any
+    card: dict
+
+    def statistics(self, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+        """The checkpoint's buffers ``names`` (normalisation statistics) as float32 arrays."""
+        missing = [name for name in names if name not in self.state]
+        if missing:
+            raise ListenerctlError(f"checkpoint {self.card['checkpoint']} lacks the normalisation statistics "
+                                   f"{', '.join(missing)}; it was made by another version.")
+        return {name: self.state[name].float().numpy() for name in names}
+
+
+def load_init(path: Path, model: str, config_class: type[Config]) -> InitCheckpoint:
+    """The `InitCheckpoint` at ``path`` for ``model``; one sentence when it holds another model, is
+    corrupt, or has a config this version cannot build."""
+    state, card = load_checkpoint(path, expected_model=model)
+    config = config_from_card(card, config_class, path)
+    return InitCheckpoint(state, config, {"checkpoint": str(path), "sha256": card["sha256"], "steps": card["steps"],
+                                          "training_data": card["training_data"]})
+
+
+def start_model(model_class: Callable[[Config], torch.nn.Module], config: Config,
+                init: InitCheckpoint | None) -> torch.nn.Module:
+    """``model_class(config)``, holding ``init``'s weights and buffers when fine-tuning."""
+    model = model_class(config)
+    if init is not None:
+        load_into(model, init.state, source=f"checkpoint {init.card['checkpoint']}")
+    return model
 
 
 def state_paths(out_stem: Path) -> tuple[Path, Path]:

@@ -57,7 +57,7 @@ from listenerctl.errors import ListenerctlError
 from listenerctl.models.base import Generator
 from listenerctl.models.layers import (CrossAttentionLayer, PositionalEncoding, TimestepEmbedding, TransformerDecoder,
                                        TransformerEncoder)
-from listenerctl.models.lbd import WindowSource, feature_statistics, listener_splits, speaker_tensors
+from listenerctl.models.lbd import STATISTICS, WindowSource, feature_statistics, listener_splits, speaker_tensors
 from listenerctl.models.quantize import VectorQuantizer
 from listenerctl.motion import Motion, get_spec
 
@@ -562,31 +562,40 @@ def held_out_tiles(source: WindowSource, cfg: DiffListenerConfig) -> Tensor:
     return source.tiles(cfg.window).flatten(0, 1)
 
 
-def make_train_plan(data: Path, device: str = "cpu", seed: int = 0, **config_overrides):
+def make_train_plan(data: Path, device: str = "cpu", seed: int = 0, init: Path | None = None, **config_overrides):
     """The `TrainPlan` for the shared trainer on the corpus at ``data`` (its train split; val is held out).
     A corpus with transcript embeddings sets ``text_dim`` (unless overridden). Held-out REACT metrics
     (K = 10, and with the speaker clips' conditioning rotated by one: the speaker-shuffle control) are
-    computed only once the diffusion phase has trained."""
-    from listenerctl.evaluate import Predictions, score
-    from listenerctl.train import TrainPlan, config_with
+    computed only once the diffusion phase has trained.
 
+    With ``init`` (fine-tuning) the config (``text_dim`` included), weights and normalisation statistics
+    come from that checkpoint, and training starts in the diffusion phase (the VQ-VAE stays frozen; the
+    learning-rate warmup restarts)."""
+    from listenerctl.evaluate import Predictions, score
+    from listenerctl.train import TrainPlan, config_with, load_init, start_model
+
+    start = None if init is None else load_init(init, NAME, DiffListenerConfig)
     train, val = listener_splits(data, NAME)
-    stats = feature_statistics(train)
+    stats = feature_statistics(train) if start is None else start.statistics(STATISTICS)
     source, held_out = (WindowSource.from_corpus(c, stats, device) for c in (train, val))
-    cfg = config_with(DiffListenerConfig, {"text_dim": source.text_dim, **config_overrides}, NAME)
+    text = {} if start is not None else {"text_dim": source.text_dim}
+    cfg = config_with(DiffListenerConfig, {**text, **config_overrides}, NAME, start and start.config)
     if cfg.text_dim and (source.text_dim != cfg.text_dim or held_out.text_dim not in (0, cfg.text_dim)):
         raise ListenerctlError(f"the corpus at {data} has {source.text_dim}-channel transcript embeddings in train "
                                f"and {held_out.text_dim} in val; text_dim is {cfg.text_dim}.")
     torch.manual_seed(seed)
-    model = DiffListenerModel(cfg)
-    for name, values in stats.items():
-        getattr(model, name).copy_(torch.from_numpy(values))
+    model = start_model(DiffListenerModel, cfg, start)
+    if start is None:
+        for name, values in stats.items():
+            getattr(model, name).copy_(torch.from_numpy(values))
     model.to(device)
+    first_step = 0 if start is None else cfg.vqvae_steps
     optimizers = [torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
                   for params in (model.vqvae_parameters(), model.diffusion_parameters())]
     phase = {"diffusion": False, "diffusion_trained": False}
 
     def on_step(step: int) -> None:
+        step += first_step
         diffusion = step >= cfg.vqvae_steps
         phase["diffusion"] = diffusion
         phase["diffusion_trained"] |= diffusion
@@ -621,5 +630,6 @@ def make_train_plan(data: Path, device: str = "cpu", seed: int = 0, **config_ove
         return metrics
 
     card = {"model": NAME, "config": asdict(cfg), "spec": SPEC.name, "fps": FPS,
-            "training_data": training_data_card(train, val, len(source.reactions))}
+            "training_data": training_data_card(train, val, len(source.reactions)),
+            **({} if start is None else {"init": start.card})}
     return TrainPlan(model, optimizers, batches(), loss, evaluate, card, on_step)

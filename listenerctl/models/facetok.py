@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from itertools import count
 from pathlib import Path
 from typing import Iterator
@@ -56,7 +56,7 @@ from listenerctl.models.layers import PositionalEncoding, TransformerDecoder, Tr
 from listenerctl.models.quantize import FSQ
 from listenerctl.models.windows import roll
 from listenerctl.motion import ARKIT52, HEAD_POSE, Motion, get_spec
-from listenerctl.train import TrainPlan
+from listenerctl.train import InitCheckpoint, TrainPlan, config_with, load_init, start_model
 
 NAME = "facetok"
 SPEC = get_spec("arkit58")
@@ -515,9 +515,10 @@ def phase_of(step: int, config: FacetokConfig) -> str:
     return "emotion" if step < config.tokenizer_steps + config.emotion_steps else "predictor"
 
 
-def training_batches(data: CorpusTensors, config: FacetokConfig, seed: int) -> Iterator[dict]:
+def training_batches(data: CorpusTensors, config: FacetokConfig, seed: int, first_step: int = 0) -> Iterator[dict]:
     """Endless batches of ``config.window``-frame windows from random clips, reactions and offsets;
-    batch n has ``tokenizer_batch`` windows in the tokenizer and emotion phases, ``batch_size`` after.
+    batch n (training step ``first_step + n``) has ``tokenizer_batch`` windows in the tokenizer and emotion
+    phases, ``batch_size`` after.
 
     Each batch: audio [B, L, 123], audio_present [B], face [B, L, 58], face_present [B] (after random
     drops), listener [B, L, 58], emotion [B, L, 25] (raw units), token_mask [B, L] (past-token masking),
@@ -532,7 +533,7 @@ def training_batches(data: CorpusTensors, config: FacetokConfig, seed: int) -> I
     steps = torch.arange(c.window)
     shorter = torch.arange(0, c.context, c.patch)
     styles = data.reactions.mean(dim=2)                                  # [N, M, 58]
-    for step in count():
+    for step in count(first_step):
         size = c.batch_size if phase_of(step, c) == "predictor" else c.tokenizer_batch
         context = c.context
         clip = torch.randint(n, (size,), generator=gen)
@@ -614,10 +615,12 @@ def predictor_loss(model: FacetokModel, batch: dict) -> dict:
 
 
 class PhasedTraining:
-    """Which phase a step belongs to (`phase_of`), the loss of that phase and its learning-rate warmup."""
+    """Which phase a step belongs to (`phase_of`, the trainer's step plus ``first_step``), the loss of that
+    phase and its learning-rate warmup."""
 
-    def __init__(self, model: FacetokModel, optimizers: list[torch.optim.Optimizer]):
+    def __init__(self, model: FacetokModel, optimizers: list[torch.optim.Optimizer], first_step: int = 0):
         self.model = model
+        self.first_step = first_step
         self.optimizers = dict(zip(("tokenizer", "emotion", "predictor"), optimizers))
         c = model.config
         self.starts = {"tokenizer": 0, "emotion": c.tokenizer_steps, "predictor": c.tokenizer_steps + c.emotion_steps}
@@ -627,6 +630,7 @@ class PhasedTraining:
         """Set the phase of ``step`` and its optimiser's learning rate: linear warmup, then a cosine decay
         to zero over the fixed-length tokenizer and emotion phases; constant through the predictor phase."""
         c = self.model.config
+        step += self.first_step
         self.phase = phase_of(step, c)
         done = step - self.starts[self.phase]
         scale = min(1.0, (done + 1) / c.warmup)
@@ -725,27 +729,35 @@ def _describe_data(data: Path, train: Corpus, held_out: Corpus) -> str:
             f"({len(held_out.clips)} clips / {held_out.seconds:.0f} s)")
 
 
-def make_train_plan(data: Path, device: str = "cpu", seed: int = 0, **config_overrides) -> TrainPlan:
-    """Plan facetok's phased training on the corpus at ``data`` (train split; val split for metrics)."""
+def make_train_plan(data: Path, device: str = "cpu", seed: int = 0, init: Path | None = None,
+                    **config_overrides) -> TrainPlan:
+    """Plan facetok's phased training on the corpus at ``data`` (train split; val split for metrics).
+    With ``init`` (fine-tuning) the config, weights, standardisation statistics and style bank come from
+    that checkpoint, and training starts in the predictor phase (tokenizer and emotion decoder stay as
+    they are; the learning-rate warmup restarts)."""
     data = Path(data)
-    config = replace(FacetokConfig(), **config_overrides)
+    start = None if init is None else load_init(init, NAME, FacetokConfig)
+    config = config_with(FacetokConfig, config_overrides, NAME, start and start.config)
     train_corpus, val_corpus = load_corpus(data, "train"), load_corpus(data, "val")
     if train_corpus.spec != "arkit58":
         raise ListenerctlError(f"facetok trains on arkit58 reactions; {data} holds {train_corpus.spec}.")
     return plan_training(CorpusTensors.of(train_corpus, device), CorpusTensors.of(val_corpus, device), config,
-                         seed, _describe_data(data, train_corpus, val_corpus))
+                         seed, _describe_data(data, train_corpus, val_corpus), start)
 
 
 def plan_training(train: CorpusTensors, held_out: CorpusTensors, config: FacetokConfig, seed: int,
-                  description: str) -> TrainPlan:
-    """The `TrainPlan` for ``train`` (standardisation statistics, batches) and ``held_out`` (metrics)."""
+                  description: str, init: InitCheckpoint | None = None) -> TrainPlan:
+    """The `TrainPlan` for ``train`` (standardisation statistics, batches) and ``held_out`` (metrics),
+    fine-tuning from ``init`` when given (see `make_train_plan`)."""
     if train.frames < config.window:
         raise ListenerctlError(f"the training clips have {train.frames} frames, fewer than one facetok training "
                                f"window ({config.window}).")
     device = train.audio.device
     torch.manual_seed(seed)
-    model = FacetokModel(config).to(device)
-    model.set_statistics(train.reactions.flatten(0, 2), train.audio[train.audio_present].flatten(0, 1)
+    model = start_model(FacetokModel, config, init).to(device)
+    first_step = 0 if init is None else config.tokenizer_steps + config.emotion_steps
+    if init is None:
+        model.set_statistics(train.reactions.flatten(0, 2), train.audio[train.audio_present].flatten(0, 1)
                          if bool(train.audio_present.any()) else torch.zeros(2, AUDIO_DIM, device=device),
                          train.reactions.mean(dim=2).flatten(0, 1), torch.Generator().manual_seed(seed))
     optimizers = [torch.optim.AdamW(part.parameters(), lr=lr, weight_decay=0.01)
@@ -754,8 +766,8 @@ def plan_training(train: CorpusTensors, held_out: CorpusTensors, config: Facetok
     for opt in optimizers:
         for group in opt.param_groups:
             group["initial_lr"] = group["lr"]
-    phases = PhasedTraining(model, optimizers)
+    phases = PhasedTraining(model, optimizers, first_step)
     card = {"model": NAME, "config": json.loads(json.dumps(asdict(config))), "spec": "arkit58", "fps": 25.0,
-            "training_data": description}
-    return TrainPlan(model, optimizers, training_batches(train, config, seed), phases.loss,
+            "training_data": description, **({} if init is None else {"init": init.card})}
+    return TrainPlan(model, optimizers, training_batches(train, config, seed, first_step), phases.loss,
                      lambda: evaluate(model, held_out, train), card, phases.on_step)

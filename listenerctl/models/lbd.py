@@ -63,6 +63,7 @@ ARKIT_DIM = SPEC.dim                                  # 58
 MOTION_DIM = ARKIT_DIM + get_spec("emotion25").dim    # 83: arkit58 then emotion25
 AUDIO_DIM = 123                                       # AudioFeatures.matrix() columns
 BLENDSHAPES = 52                                      # arkit58 channels held in [0, 1]
+STATISTICS = ("motion_mean", "motion_std", "audio_mean", "audio_std")  # buffers `feature_statistics` fills
 STD_FLOOR = 0.05                                      # normalisation never divides by less than this
 SAMPLERS = ("plms", "ddim")
 WINDOW_CHUNK = 64                                     # windows per batched network call (bounds memory)
@@ -587,25 +588,32 @@ class WindowSource:
         return self.listener[rows].view(len(self.reactions), count, window, MOTION_DIM)
 
 
-def make_train_plan(data: Path, device: str = "cpu", seed: int = 0, **config_overrides):
-    """The `TrainPlan` for the shared trainer on the corpus at ``data`` (its train split; val is held out)."""
-    from listenerctl.evaluate import Predictions, score
-    from listenerctl.train import TrainPlan, config_with
+def make_train_plan(data: Path, device: str = "cpu", seed: int = 0, init: Path | None = None, **config_overrides):
+    """The `TrainPlan` for the shared trainer on the corpus at ``data`` (its train split; val is held out).
 
-    cfg = config_with(LBDConfig, config_overrides, NAME)
+    With ``init`` (fine-tuning) the config, weights and normalisation statistics come from that checkpoint,
+    and training starts in the diffusion phase (Er / Dr stay frozen; the learning-rate warmup restarts)."""
+    from listenerctl.evaluate import Predictions, score
+    from listenerctl.train import TrainPlan, config_with, load_init, start_model
+
+    start = None if init is None else load_init(init, NAME, LBDConfig)
+    cfg = config_with(LBDConfig, config_overrides, NAME, start and start.config)
     train, val = listener_splits(data, NAME)
     torch.manual_seed(seed)
-    model = LatentBehaviorDiffusion(cfg)
-    stats = feature_statistics(train)
-    for name, values in stats.items():
-        getattr(model, name).copy_(torch.from_numpy(values))
+    model = start_model(LatentBehaviorDiffusion, cfg, start)
+    stats = feature_statistics(train) if start is None else start.statistics(STATISTICS)
+    if start is None:
+        for name, values in stats.items():
+            getattr(model, name).copy_(torch.from_numpy(values))
     model.to(device)
+    first_step = 0 if start is None else cfg.autoencoder_steps
     source, held_out = (WindowSource.from_corpus(c, stats, device) for c in (train, val))
     optimizers = [torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
                   for params in (model.autoencoder_parameters(), model.diffusion_parameters())]
     phase = {"diffusion": False}
 
     def on_step(step: int) -> None:
+        step += first_step
         diffusion = step >= cfg.autoencoder_steps
         phase["diffusion"] = diffusion
         for param in model.autoencoder_parameters():   # phase 2 trains around a frozen Er / Dr
@@ -643,5 +651,6 @@ def make_train_plan(data: Path, device: str = "cpu", seed: int = 0, **config_ove
                 **{f"val_{name}_k{EVAL_SAMPLES}": value for name, value in react.items()}}
 
     card = {"model": NAME, "config": asdict(cfg), "spec": SPEC.name, "fps": FPS,
-            "training_data": training_data_card(train, val, len(source.reactions))}
+            "training_data": training_data_card(train, val, len(source.reactions)),
+            **({} if start is None else {"init": start.card})}
     return TrainPlan(model, optimizers, batches(), loss, evaluate, card, on_step)

@@ -342,25 +342,33 @@ def temperature_at(cfg: SFMSConfig, step: int) -> tuple[float, float]:
     return cfg.tau_start * (cfg.tau_end / cfg.tau_start) ** progress, 1.0 - progress
 
 
-def make_train_plan(data: Path, device: str = "cpu", seed: int = 0, **config_overrides):
+def make_train_plan(data: Path, device: str = "cpu", seed: int = 0, init: Path | None = None, **config_overrides):
     """The `TrainPlan` for the shared trainer on the corpus at ``data`` (its train split; val is held out).
 
-    Three optimisers: the scorer's and the rest of the tokenizer's (phase 1), the predictor's (phase 2)."""
+    Three optimisers: the scorer's and the rest of the tokenizer's (phase 1), the predictor's (phase 2).
+    With ``init`` (fine-tuning) the config, weights and normalisation statistics come from that checkpoint,
+    and training starts in phase 2 (the tokenizer stays frozen; the learning-rate warmup restarts)."""
     from listenerctl.evaluate import Predictions, score
-    from listenerctl.train import TrainPlan, config_with
+    from listenerctl.train import TrainPlan, config_with, load_init, start_model
 
-    cfg = config_with(SFMSConfig, config_overrides, NAME)
+    start = None if init is None else load_init(init, NAME, SFMSConfig)
+    cfg = config_with(SFMSConfig, config_overrides, NAME, start and start.config)
     train, val = listener_splits(data, NAME)
     torch.manual_seed(seed)
-    model = SFMS(cfg)
-    stats = feature_statistics(train)
-    model.motion_mean.copy_(torch.from_numpy(stats["motion_mean"][:ARKIT_DIM]))
-    model.motion_std.copy_(torch.from_numpy(stats["motion_std"][:ARKIT_DIM]))
-    model.face_mean.copy_(torch.from_numpy(stats["motion_mean"]))
-    model.face_std.copy_(torch.from_numpy(stats["motion_std"]))
-    model.audio_mean.copy_(torch.from_numpy(stats["audio_mean"]))
-    model.audio_std.copy_(torch.from_numpy(stats["audio_std"]))
+    model = start_model(SFMS, cfg, start)
+    if start is None:
+        stats = feature_statistics(train)
+        model.motion_mean.copy_(torch.from_numpy(stats["motion_mean"][:ARKIT_DIM]))
+        model.motion_std.copy_(torch.from_numpy(stats["motion_std"][:ARKIT_DIM]))
+        model.face_mean.copy_(torch.from_numpy(stats["motion_mean"]))
+        model.face_std.copy_(torch.from_numpy(stats["motion_std"]))
+        model.audio_mean.copy_(torch.from_numpy(stats["audio_mean"]))
+        model.audio_std.copy_(torch.from_numpy(stats["audio_std"]))
+    else:   # the face buffers hold the 83-channel listener statistics the windows are normalised with
+        stats = {"motion_mean": model.face_mean.numpy(), "motion_std": model.face_std.numpy(),
+                 "audio_mean": model.audio_mean.numpy(), "audio_std": model.audio_std.numpy()}
     model.to(device)
+    first_step = 0 if start is None else cfg.tokenizer_steps
     source, held_out = (WindowSource.from_corpus(c, stats, device) for c in (train, val))
     optimizers = [torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay) for params, lr in (
         (model.tokenizer.scorer_parameters(), cfg.scorer_lr), (model.tokenizer.coder_parameters(), cfg.lr),
@@ -368,6 +376,7 @@ def make_train_plan(data: Path, device: str = "cpu", seed: int = 0, **config_ove
     phase = {"predictor": False, "temperature": cfg.tau_start, "noise": 1.0}
 
     def on_step(step: int) -> None:
+        step += first_step
         predictor = step >= cfg.tokenizer_steps
         phase["predictor"] = predictor
         phase["temperature"], phase["noise"] = temperature_at(cfg, step)
@@ -417,5 +426,6 @@ def make_train_plan(data: Path, device: str = "cpu", seed: int = 0, **config_ove
         return metrics
 
     card = {"model": NAME, "config": asdict(cfg), "spec": SPEC.name, "fps": FPS,
-            "training_data": training_data_card(train, val, len(source.reactions))}
+            "training_data": training_data_card(train, val, len(source.reactions)),
+            **({} if start is None else {"init": start.card})}
     return TrainPlan(model, optimizers, batches(), loss, evaluate, card, on_step)
