@@ -320,3 +320,24 @@ def test_face_auto_picks_whoever_talks_in_every_layout(tracked, name, talker):
     samples = load_audio(shared_file(SOURCES[talker]))[:people.num_frames * 640]  # 16 kHz: 640 samples a frame
     choice = choose_speaker(people, detect_speakers(people, extract_audio(samples, FPS, people.num_frames)))
     assert choice.person == identity[talker] and not choice.follows, choice.note
+
+
+def test_a_dialogue_on_a_split_screen_is_followed_turn_by_turn(tmp_path):
+    """8 s split screen at 1080p, both faces always moving their mouths; the one mixed track is A's own audio for
+    the first 4 s and B's for the last 4 s: the turns are found and the speaker face follows them."""
+    frames = 200
+    shots = [(frames, [Placement("A", 400, 380, 320), Placement("B", 1200, 380, 320)])]
+    path = tmp_path / "dialogue.mp4"
+    compose(path, shots)
+    people = track_people(path, num_frames=frames, cache_dir=tmp_path / "cache")
+    identity = who_is_who(people, shots)
+    half = frames // 2 * 640  # 16 kHz: 640 samples a frame
+    samples = np.concatenate([load_audio(shared_file(SOURCES["A"]))[:half],
+                              load_audio(shared_file(SOURCES["B"]))[half:2 * half]])
+    audio = extract_audio(samples, FPS, frames)
+    speakers = detect_speakers(people, audio)
+    truth = np.repeat([identity["A"], identity["B"]], frames // 2)
+    speech = audio.vad
+    assert (speakers.active[speech] == truth[speech]).mean() >= 0.9
+    choice = choose_speaker(people, speakers)
+    assert choice.follows and [t.person for t in choice.turns] == [identity["A"], identity["B"]], choice.note
