@@ -84,19 +84,24 @@ def cluster_batch(folder: Path, out: Path, root: Path, samples: int, render: str
 
 
 def cluster_section(folder: Path, tmp: Path, input_minutes: float, samples: int, render: str) -> dict:
-    """Local engine (-j 2) against the two-node loopback Ray cluster, and the same with a node killed."""
-    start = time.perf_counter()
+    """Local engine (-j 2, timed before and after, as the shared machine's load drifts) against the two-node
+    loopback Ray cluster, and the same with a node killed; each with the 1-minute load average it started at."""
+    def measured(run) -> dict:
+        load = os.getloadavg()[0]
+        return {**run(), "load_average": load}
+
     local_out = tmp / "cluster_local"
-    subprocess.run([sys.executable, "-m", "listenerctl.cli", "batch", str(folder), "-o", str(local_out), "-k",
-                    str(samples), "--render", render, "-j", "2"], check=True, capture_output=True)
-    local_s = time.perf_counter() - start
-    ray_run = cluster_batch(folder, tmp / "cluster_ray", tmp / "ray_cluster", samples, render, kill_worker=False)
-    killed = cluster_batch(folder, tmp / "cluster_killed", tmp / "ray_cluster_killed", samples, render,
-                           kill_worker=True)
-    per_wall_minute = {"local_jobs_2": input_minutes / (local_s / 60),
+    local = [measured(lambda: {"seconds": timed_batch(folder, local_out, 2, samples, render)})]
+    ray_run = measured(lambda: cluster_batch(folder, tmp / "cluster_ray", tmp / "ray_cluster", samples, render,
+                                             kill_worker=False))
+    killed = measured(lambda: cluster_batch(folder, tmp / "cluster_killed", tmp / "ray_cluster_killed", samples,
+                                            render, kill_worker=True))
+    local.append(measured(lambda: {"seconds": timed_batch(folder, tmp / "cluster_local_after", 2, samples, render)}))
+    per_wall_minute = {"local_jobs_2_before": input_minutes / (local[0]["seconds"] / 60),
+                       "local_jobs_2_after": input_minutes / (local[1]["seconds"] / 60),
                        "ray_two_nodes": input_minutes / (ray_run["seconds"] / 60),
                        "ray_two_nodes_worker_killed": input_minutes / (killed["seconds"] / 60)}
-    return {"local_jobs_2_seconds": local_s, "ray_two_nodes": ray_run, "ray_worker_killed": killed,
+    return {"local_jobs_2": local, "ray_two_nodes": ray_run, "ray_worker_killed": killed,
             "input_minutes_per_wall_minute": per_wall_minute,
             "ray_motion_equal_to_local": motion_equal(tmp / "cluster_ray", local_out),
             "killed_motion_equal_to_local": motion_equal(tmp / "cluster_killed", local_out)}

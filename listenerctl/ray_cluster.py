@@ -92,17 +92,17 @@ def connect(ray, address: str) -> None:
                                    "`ray start --head` or correct --address.") from None
     source = token_source()
     enable_token_auth(source)
-    failure = None
+    no_token, failure = False, ""
     with _stderr_kept_aside() as ray_log:
         try:
             ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
-        except ray.exceptions.AuthenticationError:
-            failure = "authentication"  # token mode set by the user but no token: said as a refused token
+        except ray.exceptions.AuthenticationError:  # RAY_AUTH_MODE=token given, but no token anywhere
+            no_token = True
         except (ConnectionError, RuntimeError) as exc:
             failure = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    if failure is None:
+    if not (no_token or failure):
         return
-    if failure != "authentication" and not ("InvalidAuthToken" in ray_log[0] or "Unauthenticated" in ray_log[0]):
+    if failure and "InvalidAuthToken" not in ray_log[0] and "Unauthenticated" not in ray_log[0]:
         raise ListenerctlError(f"could not join the Ray cluster at {address}: {failure}.")
     if source is None:
         raise ListenerctlError(f"the Ray cluster at {address} asks for an authentication token and none was found; "

@@ -20,7 +20,7 @@ from listenerctl.ray_cluster import TOKEN_PATH_ENV, host_and_port, token_source
 from loopback_cluster import (HEAD_IP, WORKER_IP, batch_cli, cluster_env, free_port, kill_node,
                               kill_worker_after_first_item, start_head, start_worker)
 
-INPUTS = 8
+INPUTS = 10  # of 20 s at K = 10, about a second each: after the first one, several are still queued
 needs_ray_cli = pytest.mark.skipif(shutil.which("ray") is None, reason="the ray CLI is not installed")
 
 
@@ -49,11 +49,11 @@ def test_worker_node_killed_mid_batch_its_item_reruns_on_the_head(cluster, tmp_p
     folder = tmp_path / "in"
     folder.mkdir()
     for i in range(INPUTS):
-        ffmpeg("-stream_loop", "-1", "-i", str(SAMPLE_WAV), "-ss", str(i), "-t", "6", str(folder / f"talk_{i}.wav"))
+        ffmpeg("-stream_loop", "-1", "-i", str(SAMPLE_WAV), "-ss", str(i), "-t", "20", str(folder / f"talk_{i}.wav"))
     worker = start_worker(root, address, env)
     try:
         out = tmp_path / "out"
-        batch = batch_cli(folder, out, address, env, "-k", "2", "--render", "none")
+        batch = batch_cli(folder, out, address, env, "-k", "10", "--render", "none")
         kill_worker_after_first_item(batch, out, worker)  # the worker node's actor is busy with another item
         stdout, stderr = batch.communicate(timeout=300)
     finally:
@@ -67,7 +67,7 @@ def test_worker_node_killed_mid_batch_its_item_reruns_on_the_head(cluster, tmp_p
     assert retried and all(item["node"] == HEAD_IP for item in retried)  # the killed node's item, rerun on the head
     assert not [p for p in out.rglob(".*")]  # no half-written folder of the killed worker left
 
-    local = run_batch(folder, tmp_path / "local", GenerateOptions(samples=2, render="none", device="cpu"))
+    local = run_batch(folder, tmp_path / "local", GenerateOptions(samples=10, render="none", device="cpu"))
     assert [r.status for r in local] == ["done"] * INPUTS
     for i in range(INPUTS):
         assert motion_arrays(out / f"talk_{i}") == motion_arrays(tmp_path / "local" / f"talk_{i}")
