@@ -20,7 +20,7 @@ from listenerctl.ray_cluster import TOKEN_PATH_ENV, host_and_port, token_source
 from loopback_cluster import (HEAD_IP, WORKER_IP, batch_cli, cluster_env, free_port, kill_node,
                               kill_worker_after_first_item, start_head, start_worker)
 
-INPUTS = 10  # of 20 s at K = 10, about a second each: after the first one, several are still queued
+INPUTS = 16  # of 60 s at K = 10 (about 0.5 s each): when the first is done, seconds of work are still queued
 needs_ray_cli = pytest.mark.skipif(shutil.which("ray") is None, reason="the ray CLI is not installed")
 
 
@@ -49,7 +49,7 @@ def test_worker_node_killed_mid_batch_its_item_reruns_on_the_head(cluster, tmp_p
     folder = tmp_path / "in"
     folder.mkdir()
     for i in range(INPUTS):
-        ffmpeg("-stream_loop", "-1", "-i", str(SAMPLE_WAV), "-ss", str(i), "-t", "20", str(folder / f"talk_{i}.wav"))
+        ffmpeg("-stream_loop", "-1", "-i", str(SAMPLE_WAV), "-ss", str(i), "-t", "60", str(folder / f"talk_{i}.wav"))
     worker = start_worker(root, address, env)
     try:
         out = tmp_path / "out"
