@@ -6,7 +6,8 @@ unfinished items only ever exist as hidden ``.*.partial`` folders, which the nex
 With ``jobs`` > 1, items run in that many worker processes, each loading the model (and renderer) once.
 With ``engine="ray"`` they run on a Ray cluster instead: one actor per CPU (or per GPU when the model runs
 on CUDA), each loading the model once, writing straight into the output folder, which must therefore be
-storage that every node shares.
+storage that every node shares. An item whose worker dies (its node lost) is tried once more on another
+worker; the dead worker is not replaced, so the rest of the batch runs on the workers left.
 """
 
 from __future__ import annotations
@@ -20,24 +21,29 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-from listenerctl.atomic import atomic_file
+from listenerctl.atomic import atomic_file, remove_stale_partials
 from listenerctl.errors import ListenerctlError
 from listenerctl.pipeline import GenerateOptions, generate_item, is_complete
+from listenerctl.ray_cluster import connect
 
 MEDIA_GLOBS = ("*.mp4", "*.mov", "*.mkv", "*.avi", "*.webm", "*.wav", "*.mp3", "*.flac", "*.m4a", "*.ogg", "*.aac")
 REPORT = "batch_report.json"
 RAY_INSTALL_HINT = "--engine ray needs Ray; install it with: pip install 'listenerctl[ray]'."
+RAY_ITEM_TRIES = 2  # an item whose Ray worker died runs once more on another one
 
 
 @dataclass
 class ItemResult:
-    """What happened to one input: status is 'done', 'skipped' or 'failed'."""
+    """What happened to one input: status is 'done', 'skipped' or 'failed'; on Ray, the node that ran it
+    (its IP address) and how many workers it was given (more than 1 when a worker died under it)."""
 
     input: str
     output: str
     status: str
     seconds: float = 0.0
     reason: str = ""
+    node: str = ""
+    tries: int = 1
 
 
 def find_inputs(folder: Path, pattern: str | None = None) -> list[Path]:
@@ -113,9 +119,11 @@ class _RayWorker:
         self.worker: Worker | None = None
 
     def run(self, path: Path, final: Path) -> ItemResult:
+        import ray
+
         if self.worker is None:
             self.worker = Worker(self.opts)
-        return self.worker.run(path, final)
+        return replace(self.worker.run(path, final), node=ray.util.get_node_ip_address())
 
 
 def _import_ray():
@@ -153,43 +161,62 @@ def _run_on_ray(todo: list[tuple[Path, Path]], opts: GenerateOptions, jobs: int 
                 emit: Callable[[ItemResult], None]) -> tuple[GenerateOptions, int]:
     """Items as Ray actor calls, each actor given its next item as soon as it finishes one (gathered by ray.wait).
 
-    Connects to ``address`` (``auto``, ``ray://host:10001``, ``host:6379``), reuses an already initialised
-    Ray, or starts a local instance with ``jobs`` (default 2) CPUs. Returns the options as run (device
-    resolved against the cluster) and the number of actors; starts nothing when ``todo`` is empty.
+    Connects to ``address`` (``auto``, ``ray://host:10001``, ``host:6379``; see `ray_cluster.connect`),
+    reuses an already initialised Ray, or starts a local instance with ``jobs`` (default 2) CPUs. An item
+    whose actor dies is given to another actor (``RAY_ITEM_TRIES`` in all) after its half-written folder is
+    removed; the dead actor is dropped. Returns the options as run (device resolved against the cluster)
+    and the number of actors started; starts nothing when ``todo`` is empty.
     """
     if not todo:
         return opts, 0
     ray = _import_ray()
     started = not ray.is_initialized()
     if started:
-        quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
         if address:
-            ray.init(address=address, **quiet)
+            connect(ray, address)
         else:
-            ray.init(num_cpus=jobs or 2, include_dashboard=False, **quiet)
+            ray.init(num_cpus=jobs or 2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     actors = []
     try:
         resources = ray.cluster_resources()
         opts = replace(opts, device=_cluster_device(opts.device, resources.get("GPU", 0.0)))
         on_gpu = opts.device.startswith("cuda")
         capacity = int(resources.get("GPU" if on_gpu else "CPU", 1))
-        actor_class = ray.remote(_RayWorker).options(num_cpus=1, num_gpus=1 if on_gpu else 0, max_restarts=-1)
+        actor_class = ray.remote(_RayWorker).options(num_cpus=1, num_gpus=1 if on_gpu else 0, max_restarts=0)
         actors = [actor_class.remote(opts) for _ in range(max(1, min(jobs or capacity, len(todo))))]
-        queue = list(todo)
-        running = {}  # object ref → (actor, input path as given, output folder as given)
+        queue = [(path, final, 1) for path, final in todo]
+        running = {}  # object ref → (actor, input path as given, output folder as given, try number)
 
-        def submit(actor) -> None:
-            path, final = queue.pop(0)
-            running[actor.run.remote(path.resolve(), final.resolve())] = (actor, path, final)
+        alive = list(actors)
 
-        for actor in actors:
-            submit(actor)
+        def dispatch() -> None:
+            """The next queued items to the live actors that have none."""
+            busy = {id(entry[0]) for entry in running.values()}
+            for actor in alive:
+                if queue and id(actor) not in busy:
+                    path, final, tries = queue.pop(0)
+                    running[actor.run.remote(path.resolve(), final.resolve())] = (actor, path, final, tries)
+
+        dispatch()
         while running:
             [ref], _ = ray.wait(list(running), num_returns=1)
-            actor, path, final = running.pop(ref)
-            emit(_ray_result(ray, ref, path, final))
-            if queue:
-                submit(actor)
+            actor, path, final, tries = running.pop(ref)
+            try:
+                emit(replace(_ray_result(ray, ref, path, final), tries=tries))
+            except ray.exceptions.RayActorError as exc:
+                alive.remove(actor)
+                remove_stale_partials(final.resolve(), time.time())  # its worker is gone: nothing writes there
+                reason = f"ray worker died: {str(exc).splitlines()[0]}"
+                if tries < RAY_ITEM_TRIES and alive:
+                    queue.insert(0, (path, final, tries + 1))
+                else:
+                    emit(ItemResult(str(path), str(final), "failed", reason=reason, tries=tries))
+                if not alive:  # nothing left to run on: the rest waits for a rerun
+                    for left, left_final, left_tries in queue:
+                        emit(ItemResult(str(left), str(left_final), "failed", tries=left_tries,
+                                        reason="every ray worker died; a rerun of the batch processes it"))
+                    queue.clear()
+            dispatch()
         return opts, len(actors)
     finally:
         for actor in actors:
@@ -199,13 +226,12 @@ def _run_on_ray(todo: list[tuple[Path, Path]], opts: GenerateOptions, jobs: int 
 
 
 def _ray_result(ray, ref, path: Path, final: Path) -> ItemResult:
-    """The `ItemResult` behind ``ref`` with the paths as the caller gave them; a dead worker fails only its item."""
+    """The `ItemResult` behind ``ref`` with the paths as the caller gave them; raises RayActorError when its
+    worker died."""
     try:
         result = ray.get(ref)
     except ray.exceptions.RayTaskError as exc:  # the model or renderer could not load: stop, as locally
         raise exc.cause from None
-    except ray.exceptions.RayActorError as exc:
-        return ItemResult(str(path), str(final), "failed", reason=f"ray worker died: {str(exc).splitlines()[0]}")
     return replace(result, input=str(path), output=str(final))
 
 
@@ -226,7 +252,6 @@ def run_batch(in_root: Path, out_root: Path, opts: GenerateOptions, jobs: int | 
     if not inputs:
         raise ListenerctlError(f"no audio or video files found under {in_root}"
                                + (f" matching {pattern!r}." if pattern else "."))
-    out_root.mkdir(parents=True, exist_ok=True)
     remove_unfinished(out_root)
     results: list[ItemResult] = []
 
@@ -252,6 +277,7 @@ def run_batch(in_root: Path, out_root: Path, opts: GenerateOptions, jobs: int | 
     report = {"input": str(in_root), "output": str(out_root), "options": asdict(opts), "engine": engine,
               "jobs": jobs, "counts": {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")},
               "items": [asdict(r) for r in results]}
+    out_root.mkdir(parents=True, exist_ok=True)  # only now: a run stopped before any item leaves no folder
     with atomic_file(out_root / REPORT, "w") as fh:
         json.dump(report, fh, indent=2)
     return results

@@ -213,7 +213,7 @@ def batch(
     jobs: Annotated[Optional[int], typer.Option("-j", "--jobs", min=1, help="Items processed in parallel (default: 1 locally, one per cluster CPU or GPU on Ray).")] = None,
     glob: Annotated[Optional[str], typer.Option(help="Only files matching this pattern, e.g. '*.mp4'.")] = None,
     engine: Annotated[Literal["local", "ray"], typer.Option(help="Where items run: processes on this machine, or a Ray cluster (pip install 'listenerctl\\[ray]').")] = "local",
-    address: Annotated[Optional[str], typer.Option(help="Ray cluster to join with --engine ray: 'auto', ray://HEAD:10001 or HEAD:6379 (default: a local instance).")] = None,
+    address: Annotated[Optional[str], typer.Option(help="Ray cluster to join with --engine ray: 'auto', ray://HEAD:10001 or HEAD:6379 (default: a local instance). A cluster with token authentication takes its token from RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token.")] = None,
 ) -> None:
     """Run `generate` on every recording in a folder: resumable, one failure alone, a summary at the end."""
     from listenerctl.batch import REPORT, run_batch
