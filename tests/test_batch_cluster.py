@@ -42,7 +42,6 @@ def motion_arrays(item: Path) -> dict[str, bytes]:
         return {name: z[name].tobytes() for name in z.files}
 
 
-@pytest.mark.slow
 @needs_ray_cli
 def test_worker_node_killed_mid_batch_its_item_reruns_on_the_head(cluster, tmp_path):
     address, env, root = cluster
@@ -73,7 +72,6 @@ def test_worker_node_killed_mid_batch_its_item_reruns_on_the_head(cluster, tmp_p
         assert motion_arrays(out / f"talk_{i}") == motion_arrays(tmp_path / "local" / f"talk_{i}")
 
 
-@pytest.mark.slow
 @needs_ray_cli
 def test_wrong_or_missing_token_is_one_sentence_and_leaves_nothing(cluster, tmp_path):
     address, env, _ = cluster
