@@ -69,7 +69,6 @@ def sessions(tmp_path_factory):
     return root
 
 
-@pytest.mark.slow
 def test_extract_then_fine_tune_evaluate_and_generate(sessions, tmp_path):
     corpus = tmp_path / "corpus"
     result = run_cli("data", "extract", sessions / "sessions", sessions / "lonely.csv", "-o", corpus,
@@ -121,7 +120,6 @@ def test_extract_then_fine_tune_evaluate_and_generate(sessions, tmp_path):
     assert json.dumps(manifest).count(card["sha256"]) >= 1
 
 
-@pytest.mark.slow
 def test_one_video_with_both_people_in_view(tmp_path):
     """Layout (b): side by side, one mixed track; the people are found by the multi-person tracker and who
     talks comes from audio-visual synchrony."""
@@ -142,7 +140,6 @@ def test_one_video_with_both_people_in_view(tmp_path):
         assert np.allclose(entry["speaking_share"], truth, atol=0.15)
 
 
-@pytest.mark.slow
 def test_videos_per_person_with_one_mixed_track_follow_the_turns(tmp_path):
     """Layout (a) with one room microphone (the CSV names the same audio file for both): who talks comes from
     audio-visual synchrony of each person's own video with the mixed track."""
