@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, SAMPLE_WAV
+from listenerctl.data.speech import synthesize_speech
+from listenerctl.data.synth import SynthOptions, build_corpus
 from listenerctl.media import probe
 from listenerctl.models import REGISTRY
 
@@ -105,3 +107,22 @@ def test_installed_generate_reads_shipped_assets_outside_the_repo(venv, tmp_path
     assert manifest["model"]["sha256"] == sha256((ROOT / "checkpoints" / "lbd.safetensors").read_bytes())
     with np.load(work / "video" / "talk" / "motion.npz") as z:
         assert z["listener"].shape[:1] == (2,) and np.isfinite(z["listener"]).all()
+
+
+@pytest.mark.slow  # ~60 s: a small synthetic corpus and a two-step fine-tune with the installed CLI
+def test_installed_train_writes_under_the_working_directory_not_the_package(venv, tmp_path):
+    speech = tmp_path / "speech"
+    synthesize_speech(speech, minutes=1.5, seed=3, recording_minutes=0.4)
+    corpus = tmp_path / "corpus"
+    build_corpus([speech], corpus, SynthOptions(personalities=2, clip_frames=125, seed=1), report=lambda _: None)
+    work = tmp_path / "work"
+    work.mkdir()
+    shipped = next((venv / "lib").glob("python*/site-packages/listenerctl/checkpoints"))
+    before = {p.name: sha256(p.read_bytes()) for p in shipped.iterdir()}
+    proc = subprocess.run([str(venv / "bin" / "listenerctl"), "train", "sfms", "--data", str(corpus), "--init",
+                           str(shipped / "sfms.safetensors"), "--steps", "2", "--log-every", "1", "--device", "cpu"],
+                          cwd=work, env=clean_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (work / "checkpoints" / "sfms-finetuned.safetensors").is_file()
+    assert json.loads((work / "checkpoints" / "sfms-finetuned.json").read_text())["steps"] == 2
+    assert {p.name: sha256(p.read_bytes()) for p in shipped.iterdir()} == before
