@@ -369,19 +369,19 @@ def train(
     model: Annotated[str, typer.Argument(help="Learned model to train (see `listenerctl models`).")],
     data: Annotated[Path, typer.Option("--data", help="Training data (a corpus from `listenerctl data synth`, or the model's own format).")],
     steps: Annotated[int, typer.Option(min=0, help="Total optimisation steps (a resumed run continues up to this).")] = 2000,
-    stem: Annotated[Optional[Path], typer.Option("--out", help="Checkpoint path stem (default: checkpoints/MODEL).")] = None,
+    stem: Annotated[Optional[Path], typer.Option("--out", help="Checkpoint path stem (default: checkpoints/MODEL in the working directory).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of initialisation, batches and noise.")] = 0,
     device: Annotated[Device, typer.Option(help="cuda when available by default.")] = Device.auto,
     amp: Annotated[bool, typer.Option(help="bf16 mixed precision (CUDA only).")] = True,
     log_every: Annotated[int, typer.Option(min=1, help="Steps between log rows and saved training state.")] = 50,
     resume: Annotated[bool, typer.Option(help="Continue from the saved training state beside OUT.")] = True,
-    init: Annotated[Optional[Path], typer.Option("--init", help="Fine-tune: start from this checkpoint of the same model (its config, weights and normalisation); only the last training phase runs. Default OUT: checkpoints/MODEL-finetuned.")] = None,
+    init: Annotated[Optional[Path], typer.Option("--init", help="Fine-tune: start from this checkpoint of the same model (its config, weights and normalisation); only the last training phase runs. Default OUT: checkpoints/MODEL-finetuned in the working directory.")] = None,
 ) -> None:
     """Train a learned model: resumable, seeded, loss curves as CSV + PNG, held-out metrics in the card."""
     import importlib
 
     from listenerctl.checkpoint import checkpoint_paths
-    from listenerctl.models import CHECKPOINT_DIR, REGISTRY
+    from listenerctl.models import REGISTRY
     from listenerctl.train import run_training
 
     entry = REGISTRY.get(model)
@@ -391,7 +391,7 @@ def train(
     module = importlib.import_module(entry.target.partition(":")[0])
     if init is not None and entry.task != "listener":
         raise ListenerctlError(f"--init fine-tunes listener models; {model!r} is a {entry.task} model.")
-    stem = stem or CHECKPOINT_DIR / (model if init is None else f"{model}-finetuned")
+    stem = stem or Path("checkpoints") / (model if init is None else f"{model}-finetuned")
     if init is not None and checkpoint_paths(init)[0].resolve() == checkpoint_paths(stem)[0].resolve():
         raise ListenerctlError(f"--out {stem} would overwrite the --init checkpoint; name another output.")
     where = resolve_device(device)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import shutil
 import subprocess
 from dataclasses import dataclass
-from pathlib import Path
+
+from listenerctl.paths import FACE_MODEL
 
 FACE_MODEL_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
 
@@ -51,7 +52,7 @@ def _torch() -> Check:
 def _face_model() -> Check:
     from listenerctl.hashing import file_sha256
 
-    path = Path(__file__).resolve().parents[1] / "checkpoints" / "face_landmarker.task"
+    path = FACE_MODEL
     if not path.exists():
         return Check("face model", False, f"{path} missing; restore it from the repository (git checkout)")
     if file_sha256(path) != FACE_MODEL_SHA256:

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from listenerctl.errors import ListenerctlError
+from listenerctl.paths import FACE_MODEL
 
-FACE_LANDMARKER_BUNDLE = Path(__file__).resolve().parents[1] / "checkpoints" / "face_landmarker.task"
 GEOMETRY_MEMBER = "geometry_pipeline_metadata_landmarks.binarypb"
 _METADATA_MESH_FIELD = 1
 _MESH_VERTEX_FIELD, _MESH_INDEX_FIELD = 3, 4
@@ -106,7 +106,7 @@ def parse_geometry_metadata(blob: bytes) -> CanonicalFace:
 
 
 @lru_cache(maxsize=4)
-def load_canonical_face(bundle: Path = FACE_LANDMARKER_BUNDLE) -> CanonicalFace:
+def load_canonical_face(bundle: Path = FACE_MODEL) -> CanonicalFace:
     """The canonical face of a Face Landmarker bundle (a ``.task`` zip)."""
     bundle = Path(bundle)
     if not bundle.is_file():

@@ -14,13 +14,14 @@ from listenerctl.errors import ListenerctlError, NoFaceError
 from listenerctl.features import tracking
 from listenerctl.features.crop_landmarks import frame_translation
 from listenerctl.features.detection import detect_in_tile, merge, open_detector, tiles
-from listenerctl.features.face import MODEL_PATH, extract_face, mp_image, open_landmarker
+from listenerctl.features.face import extract_face, mp_image, open_landmarker
 from listenerctl.features.face_descriptors import colour, texture
 from listenerctl.features.people import People
 from listenerctl.features.reid import Tracklet, colour_distance, group, texture_distance
 from listenerctl.features.audio import extract_audio
 from listenerctl.features.speaker_choice import choose_speaker
 from listenerctl.features.speakers import detect_speakers
+from listenerctl.paths import FACE_MODEL
 from listenerctl.features.tracking import is_cut, shot_signature, track_people
 from listenerctl.media import iter_video_frames, load_audio
 from listenerctl.motion import ARKIT52
@@ -192,7 +193,7 @@ def test_tiles_find_the_small_face_the_whole_frame_misses(tracked):
     _, path, _ = tracked("small")
     frame = next(iter(iter_video_frames(path)))
     small_panel = Placement("A", 200, 700, 160)
-    with open_detector(MODEL_PATH) as detector:
+    with open_detector(FACE_MODEL) as detector:
         regions = tiles(WIDTH, HEIGHT)
         whole = merge([detect_in_tile(detector, frame, regions[0])])
         tiled = merge([detect_in_tile(detector, frame, region) for region in regions])

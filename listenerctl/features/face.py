@@ -34,7 +34,6 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-import listenerctl
 from listenerctl.atomic import atomic_file
 from listenerctl.conditioning import FaceFeatures
 from listenerctl.emotion import emotion_from_arkit
@@ -42,8 +41,8 @@ from listenerctl.errors import ListenerctlError, NoFaceError
 from listenerctl.features.detection import box_iou
 from listenerctl.media import iter_video_frames, probe
 from listenerctl.motion import ARKIT52, HEAD_POSE
+from listenerctl.paths import FACE_MODEL
 
-MODEL_PATH = Path(listenerctl.__file__).resolve().parents[1] / "checkpoints" / "face_landmarker.task"
 ARKIT_DIM = len(ARKIT52) + len(HEAD_POSE)
 MAX_FACES = 4  # faces MediaPipe looks for per frame, so the largest one can be chosen
 TRACK_IOU = 0.3  # bounding-box overlap with the previous frame's face that counts as the same person
@@ -101,7 +100,7 @@ def open_landmarker(video: bool, num_faces: int = MAX_FACES, model_path: str | P
     transformation matrices, closed on exit; its native log lines are silenced meanwhile."""
     from mediapipe.tasks.python import BaseOptions, vision
 
-    path = Path(model_path) if model_path is not None else MODEL_PATH
+    path = Path(model_path) if model_path is not None else FACE_MODEL
     if not path.is_file():
         raise ListenerctlError(f"face model not found at {path}; restore checkpoints/face_landmarker.task "
                                "(git checkout) or name the file.")
@@ -303,7 +302,7 @@ def extract_face(video_path: str | Path, fps: float = 25.0, num_frames: int | No
     `ListenerctlError` when ``face_index`` names more faces than any frame holds.
     """
     video_path = Path(video_path)
-    model = Path(model_path) if model_path is not None else MODEL_PATH
+    model = Path(model_path) if model_path is not None else FACE_MODEL
     _check_face_index(face_index)
     size = detection_size(video_path)
     settings = {"fps": fps, "num_frames": num_frames, "face_index": face_index, "size": size}

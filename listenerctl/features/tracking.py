@@ -24,11 +24,12 @@ import numpy as np
 
 from listenerctl.features.crop_landmarks import CropFace, crop_square, landmarks_in_crop
 from listenerctl.features.detection import box_iou, detect_in_tile, merge, open_detector, tiles
-from listenerctl.features.face import (ARKIT_DIM, MAX_WORKERS, MODEL_PATH, Progress, cache_key, default_cache_dir,
+from listenerctl.features.face import (ARKIT_DIM, MAX_WORKERS, Progress, cache_key, default_cache_dir,
                                        detection_size, native_stderr_silenced, open_landmarker, write_cache)
 from listenerctl.features.people import People
 from listenerctl.features.reid import Tracklet, colour_distance, group
 from listenerctl.media import iter_video_frames, probe
+from listenerctl.paths import FACE_MODEL
 
 DETECT_EVERY = 15  # frames between detection passes while nothing is lost (0.6 s at 25 fps)
 RECOVER_FRAMES = 25  # a lost face is looked for where it was, every frame, for this long (1 s at 25 fps)
@@ -220,7 +221,7 @@ def track_people(video_path: str | Path, fps: float = 25.0, num_frames: int | No
     frame's crops. Cached in ``cache_dir`` (default `face.default_cache_dir`) under the sha256 of the file's
     bytes and the settings; ``progress(frames_done)`` is called after each frame."""
     video_path = Path(video_path)
-    model = Path(model_path) if model_path is not None else MODEL_PATH
+    model = Path(model_path) if model_path is not None else FACE_MODEL
     info = probe(video_path)
     size = detection_size(video_path)
     settings = {"fps": fps, "num_frames": num_frames, "size": size, "tracking": TRACKING_VERSION}

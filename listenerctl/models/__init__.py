@@ -8,8 +8,8 @@ from pathlib import Path
 
 from listenerctl.errors import ListenerctlError
 from listenerctl.models.base import Generator
+from listenerctl.paths import SHIPPED_DIR
 
-CHECKPOINT_DIR = Path(__file__).resolve().parents[2] / "checkpoints"
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class ModelEntry:
     learned: bool = False
 
     def default_checkpoint(self) -> Path | None:
-        path = CHECKPOINT_DIR / f"{self.name}.safetensors"
+        path = SHIPPED_DIR / f"{self.name}.safetensors"
         return path if self.learned else None
 
 
