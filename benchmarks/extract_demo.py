@@ -15,7 +15,8 @@ command on the CPU:
     listenerctl generate talking_face_8s.mp4 --model lbd --checkpoint ck/lbd-finetuned.safetensors -k 1 -o gen
 
 Everything goes into ``--out`` (default: a new folder under /tmp); ev/metrics.md, the corpus's
-extract_report.json and the first session's contact sheet are copied into docs/ (``--docs``).
+extract_report.json (input paths made relative to the working folder) and the first session's contact sheet
+are copied into docs/ (``--docs``).
 
     python benchmarks/extract_demo.py [--out FOLDER] [--steps 300] [--reference lbd] [--docs docs]
 """
@@ -104,17 +105,21 @@ def main() -> None:
          "--checkpoint", f"ck/{MODELS[-1]}-finetuned.safetensors", "-k", "1", "-o", "gen", "--device", "cpu"],
         work, log)
 
-    report = json.loads((work / "corpus" / "extract_report.json").read_text())
+    report_text = (work / "corpus" / "extract_report.json").read_text()
+    report = json.loads(report_text)
     copies = {work / "ev" / "metrics.md": args.docs / "extract_demo_metrics.md",
-              work / "corpus" / "extract_report.json": args.docs / "extract_report_demo.json",
               work / "corpus" / "sessions" / sessions[0] / "contact_sheet.png": args.docs / "extract_contact_sheet.png"}
     args.docs.mkdir(parents=True, exist_ok=True)
     for source, target in copies.items():
         shutil.copyfile(source, target)
+    # the report names its input videos by absolute path; in docs/ they are given relative to the working folder
+    report_copy = args.docs / "extract_report_demo.json"
+    report_copy.write_text(report_text.replace(f"{work}{os.sep}", ""))
+    copies[work / "corpus" / "extract_report.json"] = report_copy
     print(json.dumps({
         "machine": {"cpus": os.cpu_count(), "load_1min": os.getloadavg()[0], "python": platform.python_version()},
         "work": str(work), "log": str(log),
-        "sessions": {s: dialogue(k) for k, s in enumerate(sessions)},
+        "turns": {s: " ".join(f"{'AB'[who]}{sec}" for who, sec in dialogue(k)) for k, s in enumerate(sessions)},
         "dyad_minutes": {split: value["dyad_minutes"] for split, value in report["splits"].items()},
         "sessions_per_split": {split: value.get("sessions") for split, value in report["splits"].items()},
         "seconds": {step: round(value, 1) for step, value in seconds.items()},
