@@ -14,7 +14,7 @@ import torchaudio
 from listenerctl.features.audio import (SAMPLE_RATE, bool_runs, extract_audio, runs_to_mask,
                                         smooth_activity)
 from listenerctl.media import load_audio
-from conftest import shared_file
+from helpers import shared_file
 
 RNG = np.random.default_rng(1234)
 

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import SAMPLE_WAV, ffmpeg, run_cli
+from helpers import SAMPLE_WAV, ffmpeg, run_cli
 
 
 def motion_digest(item):

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import SAMPLE_WAV, ffmpeg
+from helpers import SAMPLE_WAV, ffmpeg
 from listenerctl.batch import run_batch
 from listenerctl.errors import ListenerctlError
 from listenerctl.pipeline import GenerateOptions

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import SAMPLE_WAV, ffmpeg, run_cli
+from helpers import SAMPLE_WAV, ffmpeg, run_cli
 from listenerctl.batch import RAY_INSTALL_HINT, _cluster_device, run_batch
 from listenerctl.errors import ListenerctlError
 from listenerctl.pipeline import GenerateOptions

@@ -15,7 +15,7 @@ from listenerctl.data.beat import (LIVE_LINK_COLUMNS, forward_kinematics, load_b
                                    write_live_link_csv)
 from listenerctl.errors import ListenerctlError
 from listenerctl.motion import BEAT_JOINTS47, Motion, get_spec
-from tests.conftest import shared_file
+from helpers import shared_file
 
 BVH = "beat/2_scott_0_1_1.bvh"
 

@@ -14,7 +14,7 @@ from listenerctl.data.beat import LIVE_LINK_COLUMNS, read_beat_face_json, read_b
 from listenerctl.errors import ListenerctlError
 from listenerctl.media import probe_streams, write_wav
 from listenerctl.models import load_generator
-from conftest import ffmpeg
+from helpers import ffmpeg
 
 FAST = CoSpeechOptions(steps=5, size=96)
 
@@ -130,7 +130,7 @@ def test_bad_inputs_are_one_sentence(tmp_path, generator):
 
 def test_cli_generates_cospeech_files_for_the_sample_recording(tmp_path, monkeypatch):
     from listenerctl.motion import resample
-    from conftest import SAMPLE_WAV, run_cli
+    from helpers import SAMPLE_WAV, run_cli
 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
 
@@ -156,7 +156,7 @@ def test_cli_generates_cospeech_files_for_the_sample_recording(tmp_path, monkeyp
 
 
 def test_cli_cospeech_bad_input_is_one_sentence(tmp_path):
-    from conftest import SAMPLE_WAV, run_cli
+    from helpers import SAMPLE_WAV, run_cli
 
     result = run_cli("generate", SAMPLE_WAV, "--task", "cospeech", "--smplx-model", tmp_path, "-o", tmp_path / "o")
     assert result.returncode == 2 and "lacks SMPLX_NEUTRAL.npz" in result.stderr

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import synthetic_audio
+from helpers import synthetic_audio
 from listenerctl.conditioning import FaceFeatures
 from listenerctl.data.corpus import load_corpus
 from listenerctl.data.dyads import (DyadOptions, Session, appropriate_matrix, cut_dyads, listening_mask,

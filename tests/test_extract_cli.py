@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from composites import session_folder
-from conftest import ROOT, ffmpeg, run_cli, shared_file
+from helpers import ROOT, ffmpeg, run_cli, shared_file
 from listenerctl.data.corpus import load_corpus
 from listenerctl.errors import ListenerctlError
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy.signal import find_peaks
 
-from conftest import ffmpeg, shared_file
+from helpers import ffmpeg, shared_file
 from listenerctl.errors import ListenerctlError, NoFaceError
 from listenerctl.features import face as face_module
 from listenerctl.features.face import (blendshapes_for_frames, choose_face, extract_face, fill_missing, head_pose,

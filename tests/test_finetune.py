@@ -11,7 +11,7 @@ import json
 import pytest
 import torch
 
-from conftest import run_cli
+from helpers import run_cli
 from listenerctl.checkpoint import load_checkpoint, load_into
 from listenerctl.errors import ListenerctlError
 from listenerctl.models import load_generator

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import SAMPLE_WAV, ffmpeg, run_cli, shared_file
+from helpers import SAMPLE_WAV, ffmpeg, run_cli, shared_file
 from listenerctl.media import probe
 
 

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from conftest import SAMPLE_WAV, ffmpeg, run_cli, shared_file
+from helpers import SAMPLE_WAV, ffmpeg, run_cli, shared_file
 from listenerctl.media import probe_streams
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, SAMPLE_WAV
+from helpers import ROOT, SAMPLE_WAV
 from listenerctl.data.speech import synthesize_speech
 from listenerctl.data.synth import SynthOptions, build_corpus
 from listenerctl.media import probe

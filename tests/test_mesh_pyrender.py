@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import SAMPLE_WAV, ffmpeg, run_cli
+from helpers import SAMPLE_WAV, ffmpeg, run_cli
 from listenerctl.errors import ListenerctlError
 from listenerctl.media import probe_streams
 from listenerctl.motion import ARKIT52

@@ -7,7 +7,7 @@ import pytest
 
 from listenerctl.errors import ListenerctlError
 from listenerctl.metrics import gesture, l2l
-from conftest import shared_file
+from helpers import shared_file
 
 
 def test_frechet_distance_is_zero_for_itself_and_grows_with_a_mean_shift():

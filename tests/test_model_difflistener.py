@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import listenerctl.models.difflistener as dl
-from conftest import ROOT, run_cli, shared_file, synthetic_audio, synthetic_face
+from helpers import ROOT, run_cli, shared_file, synthetic_audio, synthetic_face
 from listenerctl.checkpoint import load_checkpoint
 from listenerctl.conditioning import Conditioning
 from listenerctl.errors import ListenerctlError

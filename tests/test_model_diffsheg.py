@@ -19,7 +19,7 @@ from listenerctl.models.diffsheg import (EXPRESSION_DIM, GESTURE_DIM, DiffSheg, 
                                          beat_speaker, diffusion_loss, gesture_speed, motion_energy,
                                          parse_audio_encoder, skeleton_from_card, window_join_ratio)
 from listenerctl.models.layers import AdaptiveNorm
-from conftest import ROOT, run_cli, shared_file
+from helpers import ROOT, run_cli, shared_file
 
 SHIPPED = ROOT / "checkpoints" / "diffsheg.safetensors"
 TINY = DiffShegConfig(width=32, heads=2, audio_layers=1, expression_layers=1, gesture_layers=1, window=20,

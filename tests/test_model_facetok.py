@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, shared_file
+from helpers import ROOT, shared_file
 
 from listenerctl.checkpoint import config_from_card
 from listenerctl.conditioning import AudioFeatures, Conditioning, FaceFeatures

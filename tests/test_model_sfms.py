@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, shared_file, synthetic_audio, synthetic_face
+from helpers import ROOT, shared_file, synthetic_audio, synthetic_face
 from listenerctl.checkpoint import load_checkpoint
 from listenerctl.conditioning import Conditioning
 from listenerctl.errors import ListenerctlError

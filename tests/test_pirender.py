@@ -13,7 +13,7 @@ import torch
 
 from listenerctl.errors import ListenerctlError
 from renderers.pirender import PIRenderer, PIRenderGenerator, coefficient_windows, load_generator
-from tests.conftest import shared_file
+from helpers import shared_file
 
 SMALL = 64  # the smallest frame side the networks accept: keeps CPU forwards cheap
 

@@ -13,7 +13,7 @@ from renderers.face_rig import (ARKIT58_DIM, LEFT_EYE_LOWER, LEFT_EYE_UPPER, LIP
                                 RIGHT_EYE_LOWER, RIGHT_EYE_UPPER)
 from renderers.portrait import DEFAULT_PORTRAIT, PortraitRenderer, default_portrait, load_portrait
 from renderers.portrait_fit import frame_square, similarity
-from conftest import shared_file
+from helpers import shared_file
 
 SIZE = 128
 SHARED_PORTRAITS = ["portraits/portrait_1.jpg", "portraits/portrait_2.jpg", "portraits/portrait_3.jpg"]

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import shared_file
+from helpers import shared_file
 from listenerctl.conditioning import AudioFeatures, Conditioning, FaceFeatures
 from listenerctl.features.audio import bool_runs, extract_audio
 from listenerctl.media import load_audio

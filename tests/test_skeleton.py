@@ -11,7 +11,7 @@ from listenerctl.errors import ListenerctlError
 from listenerctl.motion import ARKIT52, BEAT_JOINTS47
 from renderers.mesh import BACKGROUND
 from renderers.skeleton import SkeletonRenderer, beat_to_smplx_pose, smplx_model_file
-from conftest import shared_file
+from helpers import shared_file
 
 SIZE = 192
 

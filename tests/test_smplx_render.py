@@ -13,7 +13,7 @@ from scipy.spatial.transform import Rotation
 from listenerctl.motion import ARKIT52, BEAT_JOINTS47
 from renderers.mesh import BACKGROUND
 from renderers.skeleton import SmplxRenderer
-from conftest import SAMPLE_WAV, ffmpeg, run_cli
+from helpers import SAMPLE_WAV, ffmpeg, run_cli
 
 JOINT_NAMES = pytest.importorskip("smplx.joint_names", reason="needs smplx (pip install smplx)").JOINT_NAMES
 

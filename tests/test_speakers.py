@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import shared_file
+from helpers import shared_file
 from listenerctl.errors import ListenerctlError
 from listenerctl.features.audio import extract_audio
 from listenerctl.features.face import extract_face

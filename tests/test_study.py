@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import SAMPLE_WAV, ffmpeg, run_cli
+from helpers import SAMPLE_WAV, ffmpeg, run_cli
 from test_study_stats import expected_rating, simulate_ratings
 from listenerctl.errors import ListenerctlError
 from listenerctl.media import probe

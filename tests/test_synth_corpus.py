@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import SAMPLE_WAV, run_cli
+from helpers import SAMPLE_WAV, run_cli
 from listenerctl.data.corpus import load_corpus
 from listenerctl.data.react import ReactDataset, read_split_csv
 from listenerctl.data.speech import synthesize_speech

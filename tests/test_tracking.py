@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from conftest import ffmpeg, shared_file
+from helpers import ffmpeg, shared_file
 from listenerctl.errors import ListenerctlError, NoFaceError
 from listenerctl.features import tracking
 from listenerctl.features.crop_landmarks import frame_translation

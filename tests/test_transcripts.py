@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import SAMPLE_WAV, run_cli, synthetic_audio
+from helpers import SAMPLE_WAV, run_cli, synthetic_audio
 from listenerctl.conditioning import Conditioning, TextFeatures
 from listenerctl.errors import ListenerctlError
 from listenerctl.features.text import TextEncoder, read_transcript, sidecar_transcript, text_features
