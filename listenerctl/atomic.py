@@ -49,7 +49,9 @@ def staged_dir(final: Path) -> Iterator[Path]:
 
 
 def publish_dir(work: Path, final: Path) -> None:
-    """Move the finished folder ``work`` to ``final``, replacing an older ``final`` in one rename."""
+    """Move the finished folder ``work`` to ``final``. An older ``final`` is first renamed aside, then ``work``
+    takes its name and the old one is deleted: two renames, so for a moment neither exists under ``final``
+    (a reader then sees no folder, never a partial one)."""
     if final.exists():
         stale = final.with_name(f".{final.name}.{os.getpid()}.old")
         os.replace(final, stale)

@@ -1,9 +1,11 @@
 """Arbitrary-length generation from fixed-size windows (DESIGN §5), shared by every model.
 
-Diffusion models outpaint: each window is generated with its first frames pinned to the previous
-window's tail, then cross-faded into it. Autoregressive models roll a bounded context of past frames.
-Either way the work per call and the state kept between calls grow with the window, not with T;
-only the output ``[K, T, D]`` itself grows with T.
+`outpaint` is DiffSHEG's FOPPAS (fast outpainting-based partial autoregressive sampling): each window
+is generated with its first frames pinned to the previous window's tail, then cross-faded into it. diffsheg
+samples window by window through it; lbd and sfms generate all their windows first (in batches) and use it
+only to join them, so they hold every window's frames, K × windows × window × D, besides the output.
+Autoregressive models `roll` a bounded context of past frames: the work per call and the state kept between
+calls grow with the context, and only the output ``[K, T, D]`` grows with T.
 """
 
 from __future__ import annotations
