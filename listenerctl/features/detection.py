@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from listenerctl.errors import ListenerctlError
+from listenerctl.features.face import box_iou, mp_image
 
 TILE_SCALES = (1.0, 1 / 2, 1 / 3)  # tile sides as fractions of the frame's shorter side
 TILE_PX = 128  # tiles are shrunk to the size BlazeFace looks at before detection (it would shrink them anyway)
@@ -60,16 +61,6 @@ def tiles(width: int, height: int) -> list[tuple[int, int, int, int]]:
     return result
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Intersection over union [N, M] of boxes ``a`` [N, 4] and ``b`` [M, 4] (x0, y0, x1, y1, any unit)."""
-    low = np.maximum(a[:, None, :2], b[None, :, :2])
-    high = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(high - low, 0, None), axis=2)
-    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
-    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
-    return inter / (area_a[:, None] + area_b[None, :] - inter + 1e-9)
-
-
 def suppress(boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """Indices of ``boxes`` [N, 4] kept by greedy non-maximum suppression, best ``scores`` [N] first."""
     keep: list[int] = []
@@ -82,8 +73,6 @@ def suppress(boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
 def detect_in_tile(detector, frame: np.ndarray, tile: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Face boxes [N, 4] (x0, y0, x1, y1 in frame pixels) and scores [N] found in one region ``tile`` (x0, y0,
     width, height) of an RGB uint8 ``frame`` [H, W, 3]."""
-    from listenerctl.features.face import mp_image
-
     x0, y0, width, height = tile
     scale = min(1.0, TILE_PX / max(width, height))
     view = frame[y0:y0 + height, x0:x0 + width]

@@ -38,8 +38,7 @@ from listenerctl.atomic import atomic_file
 from listenerctl.conditioning import FaceFeatures
 from listenerctl.emotion import emotion_from_arkit
 from listenerctl.errors import ListenerctlError, NoFaceError
-from listenerctl.features.detection import box_iou
-from listenerctl.media import iter_video_frames, probe
+from listenerctl.media import MediaInfo, iter_video_frames, probe
 from listenerctl.motion import ARKIT52, HEAD_POSE
 from listenerctl.paths import FACE_MODEL
 
@@ -148,6 +147,16 @@ def _boxes(result) -> np.ndarray:
     return boxes
 
 
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union [N, M] of boxes ``a`` [N, 4] and ``b`` [M, 4] (x0, y0, x1, y1, any unit)."""
+    low = np.maximum(a[:, None, :2], b[None, :, :2])
+    high = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(high - low, 0, None), axis=2)
+    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
+    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
+    return inter / (area_a[:, None] + area_b[None, :] - inter + 1e-9)
+
+
 def choose_face(boxes: np.ndarray, previous: np.ndarray | None, face_index: int | None) -> int | None:
     """Which of the faces ``boxes`` [F, 4] to use: the ``face_index``-th from the left when given (None if
     there are fewer faces); else the one overlapping the ``previous`` frame's face, else the largest."""
@@ -251,9 +260,9 @@ def default_cache_dir() -> Path:
     return (Path(root) if root else Path.home() / ".cache" / "listenerctl") / "face"
 
 
-def detection_size(video_path: Path) -> tuple[int, int] | None:
-    """(width, height) to downscale to so the longer side is at most `MAX_SIDE` (even sizes), or None."""
-    info = probe(video_path)
+def detection_size(info: MediaInfo) -> tuple[int, int] | None:
+    """(width, height) to downscale a video of ``info``'s size to so the longer side is at most `MAX_SIDE`
+    (even sizes), or None."""
     longest = max(info.width, info.height)
     if longest <= MAX_SIDE:
         return None
@@ -304,7 +313,7 @@ def extract_face(video_path: str | Path, fps: float = 25.0, num_frames: int | No
     video_path = Path(video_path)
     model = Path(model_path) if model_path is not None else FACE_MODEL
     _check_face_index(face_index)
-    size = detection_size(video_path)
+    size = detection_size(probe(video_path))
     settings = {"fps": fps, "num_frames": num_frames, "face_index": face_index, "size": size}
     entry = Path(cache_dir or default_cache_dir()) / f"{cache_key(video_path, settings, model)}.npz"
     cached = _load_cached(entry)

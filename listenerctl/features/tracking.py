@@ -23,8 +23,8 @@ import cv2
 import numpy as np
 
 from listenerctl.features.crop_landmarks import CropFace, crop_square, landmarks_in_crop
-from listenerctl.features.detection import box_iou, detect_in_tile, merge, open_detector, tiles
-from listenerctl.features.face import (ARKIT_DIM, MAX_WORKERS, Progress, cache_key, default_cache_dir,
+from listenerctl.features.detection import detect_in_tile, merge, open_detector, tiles
+from listenerctl.features.face import (ARKIT_DIM, MAX_WORKERS, Progress, box_iou, cache_key, default_cache_dir,
                                        detection_size, native_stderr_silenced, open_landmarker, write_cache)
 from listenerctl.features.people import People
 from listenerctl.features.reid import Tracklet, colour_distance, group
@@ -223,7 +223,7 @@ def track_people(video_path: str | Path, fps: float = 25.0, num_frames: int | No
     video_path = Path(video_path)
     model = Path(model_path) if model_path is not None else FACE_MODEL
     info = probe(video_path)
-    size = detection_size(video_path)
+    size = detection_size(info)
     settings = {"fps": fps, "num_frames": num_frames, "size": size, "tracking": TRACKING_VERSION}
     entry = Path(cache_dir or default_cache_dir()) / f"people-{cache_key(video_path, settings, model)}.npz"
     cached = _load(entry)
