@@ -26,9 +26,9 @@ from listenerctl.conditioning import FaceFeatures
 from listenerctl.emotion import emotion_from_arkit
 from listenerctl.errors import NoFaceError
 from listenerctl.features.people import People
-from listenerctl.features.speakers import Speakers, Turn
+from listenerctl.features.speakers import MIN_VOICE_SHARE, Speakers, Turn
 
-DIALOGUE_MIN_SHARE = 0.1  # share of speech frames a second talker needs for the face to follow turns
+DIALOGUE_MIN_SHARE = MIN_VOICE_SHARE  # share of speech frames a second talker needs for the face to follow turns
 CROSSFADE_S = 0.2         # length of the blend from one speaker's face to the next, seconds
 
 
@@ -95,7 +95,7 @@ def choose_speaker(people: People, speakers: Speakers, fixed: tuple[int, str] | 
     if fixed is not None:
         person, why = fixed
         return chosen(people.face(person), person, False, f"{why} (speech: {shares})", speakers.turns)
-    talkers = [p for p in speakers.talkers if share[p] > 0]
+    talkers = speakers.talkers
     if not talkers:
         why = "there is no speech" if not speakers.speech.any() else "nobody in view is seen talking"
         return chosen(people.face(people.largest()), people.largest(), False, f"the largest face, as {why}", [])

@@ -124,15 +124,19 @@ class Speakers:
         """How many voices the mixed track was diarized into that hold at least `MIN_VOICE_SHARE` of the
         speech frames (0 without a mixed track or without speech)."""
         heard = self.voice[self.voice >= 0]
-        if len(heard) == 0:
-            return 0
-        return int((np.bincount(heard) >= MIN_VOICE_SHARE * len(heard)).sum())
+        return len(heard_voices(np.bincount(heard))) if len(heard) else 0
 
     @property
     def talkers(self) -> list[int]:
         """The people with at least one turn, most speech first."""
         people = {turn.person for turn in self.turns}
         return sorted(people, key=lambda p: -self.share[p])
+
+
+def heard_voices(frames: np.ndarray) -> np.ndarray:
+    """Indices of the voices, of lengths ``frames`` [V] (speech frames each), that hold at least
+    `MIN_VOICE_SHARE` of the speech."""
+    return np.flatnonzero(frames >= MIN_VOICE_SHARE * frames.sum())
 
 
 def mouth_motion(arkit: np.ndarray, found: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -260,7 +264,7 @@ def voice_owners(evidence: np.ndarray, frames: np.ndarray) -> list[int]:
     one it follows best, or where a change of its owner would lose less than `VOICE_MARGIN` per frame of it."""
     frames = np.asarray(frames, np.float64)
     owners = [UNDECIDED] * len(frames)
-    kept = np.flatnonzero(frames >= MIN_VOICE_SHARE * frames.sum())
+    kept = heard_voices(frames)
     count = evidence.shape[1]
     table = np.concatenate([evidence[kept], np.full((len(kept), len(kept)), NOBODY_EVIDENCE)], axis=1)
     impossible = -1e9 * max(1.0, float(frames.sum()))
