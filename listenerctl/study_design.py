@@ -107,13 +107,14 @@ def attention_checks(count: int, design: str, cells: dict[tuple[str, int], dict[
 
 def insert_checks(orders: dict[str, list[Trial]], checks: list[Trial],
                   rng: np.random.Generator) -> dict[str, list[Trial]]:
-    """Every participant's order with ``checks`` placed at random positions other than the first (order kept)."""
+    """Every participant's order with ``checks`` placed at random positions other than the first (the trials'
+    order kept; the checks in a random order per participant)."""
     if not checks:
         return orders
     mixed = {}
     for participant, trials in orders.items():
         total = len(trials) + len(checks)
-        slots = set((np.sort(rng.choice(np.arange(1, total), size=len(checks), replace=False))).tolist())
+        slots = set(rng.choice(np.arange(1, total), size=len(checks), replace=False).tolist())
         pending, checks_left = iter(trials), iter(checks[i] for i in rng.permutation(len(checks)))
         mixed[participant] = [next(checks_left) if i in slots else next(pending) for i in range(total)]
     return mixed

@@ -63,11 +63,20 @@ class ConditionSummary:
     model: str
     mean: Estimate
     ratings: int
-    participants: int
+
+
+class HolmAdjusted:
+    """A comparison with its Holm-adjusted p-value ``p_holm`` (declared by each dataclass, last)."""
+
+    p_holm: float
+
+    @property
+    def significant(self) -> bool:
+        return self.p_holm < ALPHA
 
 
 @dataclass(frozen=True)
-class Comparison:
+class Comparison(HolmAdjusted):
     """Rating design, model ``a`` minus model ``b``: mean paired difference, Cohen's d_z, Holm-adjusted p."""
 
     a: str
@@ -77,13 +86,9 @@ class Comparison:
     pairs: int
     p_holm: float
 
-    @property
-    def significant(self) -> bool:
-        return self.p_holm < ALPHA
-
 
 @dataclass(frozen=True)
-class Preference:
+class Preference(HolmAdjusted):
     """Two-alternative forced choice, ``a`` against ``b``: share of trials where ``a`` was chosen, vs 50 %."""
 
     a: str
@@ -92,10 +97,6 @@ class Preference:
     cohens_h: float
     trials: int
     p_holm: float
-
-    @property
-    def significant(self) -> bool:
-        return self.p_holm < ALPHA
 
 
 def estimate(value: float, replicates: np.ndarray, null: float | None = None) -> Estimate:
@@ -145,7 +146,7 @@ def rating_statistics(participant: np.ndarray, recording: np.ndarray, model: np.
     total, count = cell_sums(participant, recording, model, rating.astype(float), shape)
     boots = resamples.ratio(total, count)
     conditions = [ConditionSummary(name, estimate(total[..., m].sum() / count[..., m].sum(), boots[:, m]),
-                                   int(count[..., m].sum()), int(np.count_nonzero(count[..., m].sum(1))))
+                                   int(count[..., m].sum()))
                   for m, name in enumerate(models)]
     with np.errstate(invalid="ignore", divide="ignore"):
         cell_mean = total / count

@@ -77,6 +77,15 @@ def answers_from_orders(stimuli: Path, answer) -> dict[str, list[dict]]:
     return rows
 
 
+def write_answer_files(stimuli: Path, answer, folder: Path) -> list[Path]:
+    """`answers_from_orders` written as one answers_P.csv per participant in ``folder``; returns their paths."""
+    files = []
+    for p, rows in answers_from_orders(stimuli, answer).items():
+        files.append(folder / f"answers_{p}.csv")
+        write_answers(files[-1], rows)
+    return files
+
+
 @pytest.mark.parametrize("n", [2, 3, 4, 5, 6])
 def test_latin_square_is_latin_and_williams_balanced_when_even(n):
     square = latin_square(n)
@@ -197,11 +206,8 @@ def test_collect_rating_study_means_intervals_comparison_and_outputs(results, tm
     st = tmp_path / "st"
     make_study(results, st, participants=4)
     model_of = {row["stimulus"]: row["model"] for row in read_csv(st / "key.csv")}
-    files = []
-    for p, rows in answers_from_orders(st, lambda p, row, check: 6 if model_of[row["trial"]] == "rules"
-                                       else 1 + int(p)).items():
-        files.append(tmp_path / f"answers_{p}.csv")
-        write_answers(files[-1], rows)
+    files = write_answer_files(st, lambda p, row, check: 6 if model_of[row["trial"]] == "rules" else 1 + int(p),
+                               tmp_path)
     proc = collect_cli(files, st / "key.csv", tmp_path / "out")
     assert proc.returncode == 0, proc.stderr
     out = tmp_path / "out"
@@ -237,10 +243,7 @@ def test_collect_excludes_participants_who_fail_attention_checks(results, tmp_pa
             return (int(check["expected"]) % 7) + 1 if p == "3" and check["trial"] == "check_1" else check["expected"]
         return 7 if p == "3" else (5 if model_of[row["trial"]] == "rules" else 3)
 
-    files = []
-    for p, rows in answers_from_orders(st, answer).items():
-        files.append(tmp_path / f"answers_{p}.csv")
-        write_answers(files[-1], rows)
+    files = write_answer_files(st, answer, tmp_path)
     proc = collect_cli(files, st / "key.csv", tmp_path / "out")
     assert proc.returncode == 0, proc.stderr
     assert "excluded (failed attention checks): 3" in proc.stdout and "more than 0 of the 2" in proc.stdout
@@ -266,20 +269,17 @@ def test_collect_2afc_preference_shares(results, tmp_path):
                    "--samples-per-condition", "2")
     assert made.returncode == 0, made.stderr
     assert "2afc study: 8 stimuli" in made.stdout and "5 trials each (1 attention checks)" in made.stdout
-    model_of = {row["stimulus"]: row["model"] for row in read_csv(st / "key.csv")}
+    key = {row["stimulus"]: row for row in read_csv(st / "key.csv")}
 
     def answer(p, row, check):  # everyone prefers rules, except participant 4 on sample 1
         if check:
             return check["expected"]
         left, right = row["videos"].split()
-        choose_rules = "left" if model_of[left] == "rules" else "right"
-        sample = {r["stimulus"]: r["sample"] for r in read_csv(st / "key.csv")}[left]
+        choose_rules = "left" if key[left]["model"] == "rules" else "right"
+        sample = key[left]["sample"]
         return choose_rules if not (p == "4" and sample == "1") else {"left": "right", "right": "left"}[choose_rules]
 
-    files = []
-    for p, rows in answers_from_orders(st, answer).items():
-        files.append(tmp_path / f"answers_{p}.csv")
-        write_answers(files[-1], rows)
+    files = write_answer_files(st, answer, tmp_path)
     proc = collect_cli(files, st / "key.csv", tmp_path / "out")
     assert proc.returncode == 0, proc.stderr
     (pair,) = read_csv(tmp_path / "out" / "comparisons.csv")
@@ -319,11 +319,7 @@ def simulated_study_answers(study: Path, tmp: Path, effects, seed: int) -> list[
         stim = key[row["trial"]]
         return int(table[int(p) - 1, recordings.index(stim["recording"]), models.index(stim["model"])])
 
-    files = []
-    for p, rows in answers_from_orders(study, answer).items():
-        files.append(tmp / f"answers_{p}.csv")
-        write_answers(files[-1], rows)
-    return files
+    return write_answer_files(study, answer, tmp)
 
 
 def test_collect_on_simulated_rating_files_covers_a_known_effect_and_keeps_null_effects_rare(tmp_path):
