@@ -144,7 +144,7 @@ def summarise(per_speaker: dict[str, dict[str, np.ndarray]], draws: int, seed: i
     results = {model: {name: point_estimate(terms) for name, terms in scores.items()}
                for model, scores in per_speaker.items()}
     intervals, comparisons = {}, {}
-    if draws:
+    if draws and per_speaker:  # nothing scored (every model skipped): no clips to resample
         speakers = len(next(iter(next(iter(per_speaker.values())).values())))
         counts = resample_counts(speakers, draws, seed)
         intervals = {model: {name: list(interval(terms, counts)) for name, terms in scores.items()}

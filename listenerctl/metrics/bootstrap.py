@@ -20,7 +20,6 @@ import numpy as np
 
 from listenerctl.errors import ListenerctlError
 
-DEFAULT_DRAWS = 1000
 DEFAULT_LEVEL = 0.95
 
 
