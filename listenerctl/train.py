@@ -48,8 +48,10 @@ class TrainPlan:
 
     ``batches`` is endless and seeded; ``loss(batch)`` returns ``{"loss": total, other terms}`` (tensors
     or floats; every term is logged); ``evaluate()`` returns held-out metrics (floats) for the card;
-    ``card`` holds model, config, spec, fps and training_data; ``on_step(step)`` runs before each step
-    (0-based), e.g. to anneal a temperature or switch training phase.
+    ``card`` holds model, config, spec, fps and training_data; ``on_step(step)`` runs before each step with the
+    schedule's step, ``first_step`` + the run's 0-based step (a fine-tuning run starts at its model's last
+    training phase), e.g. to anneal a temperature or switch training phase; ``init`` is the init checkpoint's
+    entry (`InitCheckpoint.card`) the checkpoint card records, for a fine-tuning run.
     """
 
     model: torch.nn.Module
@@ -59,6 +61,8 @@ class TrainPlan:
     evaluate: Callable[[], dict]
     card: dict
     on_step: Callable[[int], None] | None = None
+    first_step: int = 0
+    init: dict | None = None
 
 
 Config = TypeVar("Config")
@@ -339,7 +343,7 @@ def run_training(plan: TrainPlan, steps: int, out_stem: Path, log_every: int = 5
     began = time.perf_counter()
     for step in range(start, steps):
         if plan.on_step is not None:
-            plan.on_step(step)
+            plan.on_step(plan.first_step + step)
         for opt in plan.optimizers:
             opt.zero_grad(set_to_none=True)
         with autocast:
@@ -362,7 +366,8 @@ def run_training(plan: TrainPlan, steps: int, out_stem: Path, log_every: int = 5
     with torch.no_grad():
         metrics = {name: float(value) for name, value in plan.evaluate().items()}
     last = {k: v for k, v in log.rows[-1].items() if k not in ("step", "wall_s")} if log.rows else {}
-    card = {**plan.card, "steps": steps, "wall_time_s": round(wall_time, 2), "metrics": metrics,
+    card = {**plan.card, **({} if plan.init is None else {"init": plan.init}),
+            "steps": steps, "wall_time_s": round(wall_time, 2), "metrics": metrics,
             "training": {"seed": seed, "device": str(device), "amp": amp, "log_every": log_every,
                          "resumed_from": start, "final_terms": last, "log": log.csv_path.name,
                          "torch": torch.__version__}}

@@ -55,7 +55,8 @@ def pretrained(tiny_corpus, tmp_path_factory) -> dict:
 
 
 def loss_on(plan, step: int, batch: dict) -> float:
-    plan.on_step(step)
+    """The plan's loss on ``batch`` at the run's ``step``, as `run_training` schedules it."""
+    plan.on_step(plan.first_step + step)
     torch.manual_seed(7)
     return float(plan.loss(batch)["loss"].detach())
 

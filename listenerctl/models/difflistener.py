@@ -589,13 +589,11 @@ def make_train_plan(data: Path, device: str = "cpu", seed: int = 0, init: Path |
         for name, values in stats.items():
             getattr(model, name).copy_(torch.from_numpy(values))
     model.to(device)
-    first_step = 0 if start is None else cfg.vqvae_steps
     optimizers = [torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
                   for params in (model.vqvae_parameters(), model.diffusion_parameters())]
     phase = {"diffusion": False, "diffusion_trained": False}
 
     def on_step(step: int) -> None:
-        step += first_step
         diffusion = step >= cfg.vqvae_steps
         phase["diffusion"] = diffusion
         phase["diffusion_trained"] |= diffusion
@@ -630,6 +628,7 @@ def make_train_plan(data: Path, device: str = "cpu", seed: int = 0, init: Path |
         return metrics
 
     card = {"model": NAME, "config": asdict(cfg), "spec": SPEC.name, "fps": FPS,
-            "training_data": training_data_card(train, val, len(source.reactions)),
-            **({} if start is None else {"init": start.card})}
-    return TrainPlan(model, optimizers, batches(), loss, evaluate, card, on_step)
+            "training_data": training_data_card(train, val, len(source.reactions))}
+    return TrainPlan(model, optimizers, batches(), loss, evaluate, card, on_step,
+                     first_step=0 if start is None else cfg.vqvae_steps,
+                     init=None if start is None else start.card)

@@ -615,12 +615,10 @@ def predictor_loss(model: FacetokModel, batch: dict) -> dict:
 
 
 class PhasedTraining:
-    """Which phase a step belongs to (`phase_of`, the trainer's step plus ``first_step``), the loss of that
-    phase and its learning-rate warmup."""
+    """Which phase a step belongs to (`phase_of`), the loss of that phase and its learning-rate warmup."""
 
-    def __init__(self, model: FacetokModel, optimizers: list[torch.optim.Optimizer], first_step: int = 0):
+    def __init__(self, model: FacetokModel, optimizers: list[torch.optim.Optimizer]):
         self.model = model
-        self.first_step = first_step
         self.optimizers = dict(zip(("tokenizer", "emotion", "predictor"), optimizers))
         c = model.config
         self.starts = {"tokenizer": 0, "emotion": c.tokenizer_steps, "predictor": c.tokenizer_steps + c.emotion_steps}
@@ -630,7 +628,6 @@ class PhasedTraining:
         """Set the phase of ``step`` and its optimiser's learning rate: linear warmup, then a cosine decay
         to zero over the fixed-length tokenizer and emotion phases; constant through the predictor phase."""
         c = self.model.config
-        step += self.first_step
         self.phase = phase_of(step, c)
         done = step - self.starts[self.phase]
         scale = min(1.0, (done + 1) / c.warmup)
@@ -766,8 +763,9 @@ def plan_training(train: CorpusTensors, held_out: CorpusTensors, config: Facetok
     for opt in optimizers:
         for group in opt.param_groups:
             group["initial_lr"] = group["lr"]
-    phases = PhasedTraining(model, optimizers, first_step)
+    phases = PhasedTraining(model, optimizers)
     card = {"model": NAME, "config": json.loads(json.dumps(asdict(config))), "spec": "arkit58", "fps": 25.0,
-            "training_data": description, **({} if init is None else {"init": init.card})}
+            "training_data": description}
     return TrainPlan(model, optimizers, training_batches(train, config, seed, first_step), phases.loss,
-                     lambda: evaluate(model, held_out, train), card, phases.on_step)
+                     lambda: evaluate(model, held_out, train), card, phases.on_step, first_step,
+                     None if init is None else init.card)

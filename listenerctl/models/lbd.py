@@ -606,14 +606,12 @@ def make_train_plan(data: Path, device: str = "cpu", seed: int = 0, init: Path |
         for name, values in stats.items():
             getattr(model, name).copy_(torch.from_numpy(values))
     model.to(device)
-    first_step = 0 if start is None else cfg.autoencoder_steps
     source, held_out = (WindowSource.from_corpus(c, stats, device) for c in (train, val))
     optimizers = [torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
                   for params in (model.autoencoder_parameters(), model.diffusion_parameters())]
     phase = {"diffusion": False}
 
     def on_step(step: int) -> None:
-        step += first_step
         diffusion = step >= cfg.autoencoder_steps
         phase["diffusion"] = diffusion
         for param in model.autoencoder_parameters():   # phase 2 trains around a frozen Er / Dr
@@ -651,6 +649,7 @@ def make_train_plan(data: Path, device: str = "cpu", seed: int = 0, init: Path |
                 **{f"val_{name}_k{EVAL_SAMPLES}": value for name, value in react.items()}}
 
     card = {"model": NAME, "config": asdict(cfg), "spec": SPEC.name, "fps": FPS,
-            "training_data": training_data_card(train, val, len(source.reactions)),
-            **({} if start is None else {"init": start.card})}
-    return TrainPlan(model, optimizers, batches(), loss, evaluate, card, on_step)
+            "training_data": training_data_card(train, val, len(source.reactions))}
+    return TrainPlan(model, optimizers, batches(), loss, evaluate, card, on_step,
+                     first_step=0 if start is None else cfg.autoencoder_steps,
+                     init=None if start is None else start.card)

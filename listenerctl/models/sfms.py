@@ -368,7 +368,6 @@ def make_train_plan(data: Path, device: str = "cpu", seed: int = 0, init: Path |
         stats = {"motion_mean": model.face_mean.numpy(), "motion_std": model.face_std.numpy(),
                  "audio_mean": model.audio_mean.numpy(), "audio_std": model.audio_std.numpy()}
     model.to(device)
-    first_step = 0 if start is None else cfg.tokenizer_steps
     source, held_out = (WindowSource.from_corpus(c, stats, device) for c in (train, val))
     optimizers = [torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay) for params, lr in (
         (model.tokenizer.scorer_parameters(), cfg.scorer_lr), (model.tokenizer.coder_parameters(), cfg.lr),
@@ -376,7 +375,6 @@ def make_train_plan(data: Path, device: str = "cpu", seed: int = 0, init: Path |
     phase = {"predictor": False, "temperature": cfg.tau_start, "noise": 1.0}
 
     def on_step(step: int) -> None:
-        step += first_step
         predictor = step >= cfg.tokenizer_steps
         phase["predictor"] = predictor
         phase["temperature"], phase["noise"] = temperature_at(cfg, step)
@@ -426,6 +424,7 @@ def make_train_plan(data: Path, device: str = "cpu", seed: int = 0, init: Path |
         return metrics
 
     card = {"model": NAME, "config": asdict(cfg), "spec": SPEC.name, "fps": FPS,
-            "training_data": training_data_card(train, val, len(source.reactions)),
-            **({} if start is None else {"init": start.card})}
-    return TrainPlan(model, optimizers, batches(), loss, evaluate, card, on_step)
+            "training_data": training_data_card(train, val, len(source.reactions))}
+    return TrainPlan(model, optimizers, batches(), loss, evaluate, card, on_step,
+                     first_step=0 if start is None else cfg.tokenizer_steps,
+                     init=None if start is None else start.card)
