@@ -109,8 +109,8 @@ def probe(path: str | Path) -> MediaInfo:
     audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
     if video is None and audio is None:
         raise ListenerctlError(f"{path.name} holds no audio or video stream.")
-    video_fps = (_rate(video.get("avg_frame_rate")) or _rate(video.get("r_frame_rate"))) if video else 0.0
-    if video is not None and audio is None and _is_still_image(info, video, video_fps):
+    avg, nominal = (_rate(video.get("avg_frame_rate")), _rate(video.get("r_frame_rate"))) if video else (0.0, 0.0)
+    if video is not None and audio is None and _is_still_image(info, video, avg or nominal):
         raise ListenerctlError(f"{path.name} is a still image (one frame); give a recording of someone talking "
                                "(a video with sound, or an audio file).")
     duration = float(info.get("format", {}).get("duration") or 0.0)
@@ -123,7 +123,6 @@ def probe(path: str | Path) -> MediaInfo:
                                f"{MAX_DURATION_S / 3600:.0f} h are refused, split it first.")
     kw: dict = {}
     if video is not None:
-        avg, nominal = _rate(video.get("avg_frame_rate")), _rate(video.get("r_frame_rate"))
         kw.update(width=int(video.get("width", 0)), height=int(video.get("height", 0)),
                   fps=avg or nominal, video_frames=int(video.get("nb_frames") or 0),
                   video_duration=_stream_duration(video, avg or nominal) or duration,

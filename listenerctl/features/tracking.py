@@ -159,7 +159,7 @@ class _Tracker:
     def _start(self, index: int, frame: np.ndarray, candidates: list[np.ndarray]) -> None:
         """Start a tracklet for each face found around a ``candidates`` box [4] (pixels) that no live
         tracklet covers; a lost face found again is no longer looked for."""
-        tracked = np.array([box for _, box in self.live]).reshape(-1, 4)
+        tracked = self._live_boxes()
         fresh = []
         for box in candidates:
             centre = (box[:2] + box[2:]) / 2
@@ -167,13 +167,16 @@ class _Tracker:
             if not inside.any() and not (box_iou(box[None], tracked) > MATCH_IOU).any():
                 fresh.append(box)
         for face in self.workers.landmarks(frame, fresh):
-            taken = np.array([box for _, box in self.live]).reshape(-1, 4)
-            if face is not None and not (box_iou(face.box[None], taken) > DUPLICATE_IOU).any():
+            if face is not None and not (box_iou(face.box[None], self._live_boxes()) > DUPLICATE_IOU).any():
                 tracklet = Tracklet(start=index)
                 self._add(tracklet, face, frame)
                 self.live.append((tracklet, face.box))
-        live = np.array([box for _, box in self.live]).reshape(-1, 4)
+        live = self._live_boxes()
         self.lost = [(when, box) for when, box in self.lost if not (box_iou(box[None], live) > MATCH_IOU).any()]
+
+    def _live_boxes(self) -> np.ndarray:
+        """The live tracklets' last face boxes [N, 4] (pixels)."""
+        return np.array([box for _, box in self.live]).reshape(-1, 4)
 
     def finish(self) -> list[Tracklet]:
         for tracklet, _ in self.live:
