@@ -24,7 +24,7 @@ import json
 import math
 import random
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
@@ -76,9 +76,8 @@ def config_with(config_class: type[Config], overrides: dict, model: str, base: C
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise ListenerctlError(f"unknown {model} setting {', '.join(unknown)}; known: {', '.join(sorted(known))}.")
-    start = {} if base is None else {f.name: getattr(base, f.name) for f in fields(config_class)}
     try:
-        return config_class(**{**start, **overrides})
+        return config_class(**overrides) if base is None else replace(base, **overrides)
     except (TypeError, ValueError) as error:
         raise ListenerctlError(f"invalid {model} settings ({error}).") from None
 
