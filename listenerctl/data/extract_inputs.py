@@ -37,7 +37,6 @@ from listenerctl.media import iter_video_frames, load_audio, probe
 from listenerctl.motion import num_frames
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm"}
-THUMBNAIL = 96           # contact-sheet face crop, pixels
 Progress = Callable[[int, int], None]   # (frames done, frames in the session)
 
 
@@ -159,25 +158,25 @@ def _audio_features(path: Path, fps: float, frames: int) -> AudioFeatures:
 
 
 def _thumbnail(video: Path, frame: int, fps: float) -> np.ndarray:
-    """A [THUMBNAIL, THUMBNAIL, 3] uint8 crop around the face in ``frame`` of a one-person video."""
-    from PIL import Image
+    """A [THUMB_PX, THUMB_PX, 3] uint8 crop around the face in ``frame`` of a one-person video (the whole
+    frame when no face is found there)."""
+    import cv2
 
+    from listenerctl.features.crop_landmarks import THUMB_PX, face_thumbnail
     from listenerctl.features.face import landmarks_for_image
 
     with closing(iter_video_frames(video, fps=fps, num_frames=frame + 1)) as frames:
         rgb = next(f for i, f in enumerate(frames) if i == frame)
     points = landmarks_for_image(rgb)
-    if points is not None:
-        (x0, y0), (x1, y1) = points[:, :2].min(axis=0), points[:, :2].max(axis=0)
-        half = 0.7 * max(x1 - x0, y1 - y0)
-        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-        rgb = np.asarray(Image.fromarray(rgb).crop((int(cx - half), int(cy - half), int(cx + half), int(cy + half))))
-    return np.asarray(Image.fromarray(rgb).resize((THUMBNAIL, THUMBNAIL)))
+    if points is None:
+        return cv2.resize(rgb, (THUMB_PX, THUMB_PX), interpolation=cv2.INTER_AREA)
+    return face_thumbnail(rgb, np.concatenate([points[:, :2].min(axis=0), points[:, :2].max(axis=0)]))
 
 
 def _person_faces(session: SessionInput, fps: float, frames: int, progress: Progress | None,
                   cache_dir: Path | None) -> tuple[list[FaceFeatures], np.ndarray]:
     """Layout (a): each person's face features from their own video, and their thumbnails."""
+    from listenerctl.features.crop_landmarks import THUMB_PX
     from listenerctl.features.face import extract_face
 
     faces, thumbnails = [], []
@@ -190,7 +189,7 @@ def _person_faces(session: SessionInput, fps: float, frames: int, progress: Prog
         except NoFaceError:
             face = FaceFeatures(np.zeros((frames, 58), np.float32), np.zeros((frames, 25), np.float32),
                                 np.zeros(frames, bool))
-            thumbnails.append(np.zeros((THUMBNAIL, THUMBNAIL, 3), np.uint8))
+            thumbnails.append(np.zeros((THUMB_PX, THUMB_PX, 3), np.uint8))
         faces.append(face)
     return faces, np.stack(thumbnails)
 

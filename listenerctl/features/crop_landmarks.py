@@ -20,11 +20,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from listenerctl.features.face import arkit_row, mp_image
+from listenerctl.features.face import arkit_row, landmark_boxes, mp_image
 from listenerctl.features.face_descriptors import colour, texture
 
 CROP_SCALE = 2.0  # crop side / face box's longer side
 CROP_PX = 256  # crop side in pixels given to the landmarker
+THUMB_PX = 96  # side of a person's thumbnail (tracking, contact sheets)
 FOV_Y_DEG = 63.0  # vertical field of view of MediaPipe's face-geometry camera
 LANDMARK_FACES = 2  # faces the landmarker may return per crop; the one nearest the crop's centre is kept
 
@@ -55,6 +56,13 @@ def crop_square(frame: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, float, 
     return cv2.resize(canvas, (CROP_PX, CROP_PX), interpolation=cv2.INTER_AREA), x0, y0, side
 
 
+def face_thumbnail(frame: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """A `THUMB_PX` square crop [S, S, 3] of the face ``box`` [4] (pixels), with a little margin."""
+    crop, _, _, _ = crop_square(frame, box)  # twice the face's size; keep the middle 65 %
+    margin = int(round(0.175 * crop.shape[0]))
+    return cv2.resize(crop[margin:-margin, margin:-margin], (THUMB_PX, THUMB_PX), interpolation=cv2.INTER_AREA)
+
+
 def frame_translation(crop_translation: np.ndarray, origin: tuple[float, float], side: float,
                       frame_size: tuple[int, int]) -> np.ndarray:
     """Head translation [3] (cm) in the whole frame's camera from the one [3] the landmarker reports in a
@@ -76,11 +84,10 @@ def landmarks_in_crop(landmarker, frame: np.ndarray, box: np.ndarray) -> CropFac
     result = landmarker.detect(mp_image(crop))
     if not result.face_landmarks:
         return None
-    points = [np.array([(p.x, p.y, p.z) for p in face]) for face in result.face_landmarks]
-    centres = [np.abs((pts[:, :2].min(axis=0) + pts[:, :2].max(axis=0)) / 2 - 0.5).sum() for pts in points]
-    face = int(np.argmin(centres))
-    pts = points[face]
-    crop_box = np.concatenate([pts[:, :2].min(axis=0), pts[:, :2].max(axis=0)]) * CROP_PX
+    boxes = landmark_boxes(result)  # [F, 4], fractions of the crop
+    face = int(np.argmin(np.abs((boxes[:, :2] + boxes[:, 2:]) / 2 - 0.5).sum(axis=1)))
+    pts = np.array([(p.x, p.y, p.z) for p in result.face_landmarks[face]])
+    crop_box = boxes[face] * CROP_PX
     matrix = np.asarray(result.facial_transformation_matrixes[face], dtype=np.float64)
     arkit = arkit_row(result, face)
     arkit[-3:] = frame_translation(matrix[:3, 3], (x0, y0), side, (frame.shape[1], frame.shape[0]))

@@ -138,7 +138,7 @@ def head_rotation(pitch: np.ndarray, yaw: np.ndarray, roll: np.ndarray) -> np.nd
     return np.stack([np.stack(row, axis=-1) for row in rows], axis=-2)
 
 
-def _boxes(result) -> np.ndarray:
+def landmark_boxes(result) -> np.ndarray:
     """Landmark bounding boxes [F, 4] (x0, y0, x1, y1, normalised image coordinates) of every face."""
     boxes = np.zeros((len(result.face_landmarks), 4))
     for k, landmarks in enumerate(result.face_landmarks):
@@ -189,7 +189,7 @@ def _check_face_index(face_index: int | None) -> None:
 def _detect(landmarker, frame: np.ndarray, timestamp_ms: int) -> tuple[np.ndarray, list[np.ndarray]]:
     """Boxes [F, 4] and arkit58 rows of every face in one frame (runs in a worker thread)."""
     result = landmarker.detect_for_video(mp_image(frame), timestamp_ms)
-    return _boxes(result), [arkit_row(result, face) for face in range(len(result.face_landmarks))]
+    return landmark_boxes(result), [arkit_row(result, face) for face in range(len(result.face_landmarks))]
 
 
 def blendshapes_for_frames(frames: Iterable[np.ndarray], fps: float = 25.0, face_index: int | None = None,
@@ -349,7 +349,7 @@ def landmarks_for_image(rgb: np.ndarray, model_path: str | Path | None = None) -
     there is no face."""
     with open_landmarker(video=False, model_path=model_path) as landmarker:
         result = landmarker.detect(mp_image(rgb))
-    face = choose_face(_boxes(result), None, None)
+    face = choose_face(landmark_boxes(result), None, None)
     if face is None:
         return None
     height, width = rgb.shape[:2]

@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from listenerctl.features.crop_landmarks import CropFace, crop_square, landmarks_in_crop
+from listenerctl.features.crop_landmarks import THUMB_PX, CropFace, face_thumbnail, landmarks_in_crop
 from listenerctl.features.detection import detect_in_tile, merge, open_detector, tiles
 from listenerctl.features.face import (ARKIT_DIM, MAX_WORKERS, Progress, box_iou, cache_key, default_cache_dir,
                                        detection_size, native_stderr_silenced, open_landmarker, write_cache)
@@ -46,7 +46,6 @@ CUT_PIXELS = 12.0
 SWAP_DISTANCE = 0.4
 MIN_TRACKLET = 3  # shorter tracklets are dropped as flicker
 MIN_PERSON_FRAMES = 12  # people found in fewer frames (about half a second) are dropped as spurious
-THUMB_PX = 96  # side of each person's thumbnail
 TRACKING_VERSION = 1  # bump when the tracked values change meaning
 
 
@@ -65,13 +64,6 @@ def is_cut(previous: tuple[np.ndarray, np.ndarray] | None, current: tuple[np.nda
     histogram_change = 0.5 * np.abs(previous[0] - current[0]).sum()
     pixel_change = np.abs(previous[1] - current[1]).mean()
     return bool(histogram_change > CUT_HIST or pixel_change > CUT_PIXELS)
-
-
-def _thumbnail(frame: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """A `THUMB_PX` square crop [S, S, 3] of the face ``box`` [4] (pixels), with a little margin."""
-    crop, _, _, _ = crop_square(frame, box)  # twice the face's size; keep the middle 65 %
-    margin = int(round(0.175 * crop.shape[0]))
-    return cv2.resize(crop[margin:-margin, margin:-margin], (THUMB_PX, THUMB_PX), interpolation=cv2.INTER_AREA)
 
 
 class _Workers:
@@ -119,7 +111,7 @@ class _Tracker:
         tracklet.texture_sum = tracklet.texture_sum + face.texture
         area = float(np.prod(face.box[2:] - face.box[:2]))
         if area > tracklet.thumbnail_area:
-            tracklet.thumbnail, tracklet.thumbnail_area = _thumbnail(frame, face.box), area
+            tracklet.thumbnail, tracklet.thumbnail_area = face_thumbnail(frame, face.box), area
 
     def _end(self, tracklet: Tracklet) -> None:
         if len(tracklet.rows) >= MIN_TRACKLET:
