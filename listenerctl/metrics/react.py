@@ -9,7 +9,7 @@ reactions judged appropriate for clip i (M_i may differ between clips).
 - FRDiv / FRDvs / FRVar (diversity): across the K samples of a clip / across clips / over time.
 - FRSyn (synchrony): mean |lag| of the best time-lagged cross-correlation with the speaker.
 
-Two protocols (`PROTOCOLS`): ``react2024``, the official REACT 2024 evaluation with its quirks
+Two protocols (`protocols.PROTOCOLS`): ``react2024``, the official REACT 2024 evaluation with its quirks
 (`evaluate_react_official`, which lists them), and ``listenerctl``, the project's own variants
 (`evaluate_react`): FRDist there sums Euclidean frame distances along the warping path (several times
 the official scale) and FRSyn averages all K samples, a constant channel counting as uncorrelated.
@@ -33,6 +33,7 @@ from scipy import fft
 
 from listenerctl.errors import ListenerctlError
 from listenerctl.metrics import checked
+from listenerctl.metrics.protocols import PROTOCOLS
 
 EMOTION_DIM = 25
 # FRDist channel groups and weights: DTW(AU 0:15)/15 + DTW(valence, arousal) + DTW(expressions)/8.
@@ -359,9 +360,6 @@ def fr_syn(pred: np.ndarray, speaker: np.ndarray, max_lag: int = MAX_LAG) -> flo
 
 
 # --------------------------------------------------------------------------- all together
-
-PROTOCOLS = ("react2024", "listenerctl")
-
 
 def evaluate_react(pred: np.ndarray, speaker: np.ndarray, appropriate: Sequence[np.ndarray],
                    workers: int | None = None) -> dict[str, float]:
