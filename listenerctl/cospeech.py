@@ -37,10 +37,11 @@ MANIFEST = "manifest.json"
 class CoSpeechOptions:
     """Options of one cospeech run (recorded verbatim in the manifest).
 
-    ``model``: a registered co-speech generator; ``styles``: style ids or names cycled over the K samples (None: the 'any' style); ``steps`` DDIM
-    steps and ``overlap`` FOPPAS frames (None: the checkpoint's); ``render``: "skeleton", "smplx"
-    (needs ``smplx_folder``) or "none"; ``size``: video side in pixels; ``audio_encoder``: where the
-    checkpoint's HuBERT/wav2vec2 weights are ("hubert:/folder"; None: the folder named in its card).
+    ``model``: a registered co-speech generator; ``styles``: style ids or names cycled over the K samples
+    (None: the 'any' style); ``steps`` DDIM steps and ``overlap`` FOPPAS frames (None: the checkpoint's);
+    ``render``: "skeleton", "smplx" (needs ``smplx_folder``) or "none"; ``size``: video side in pixels;
+    ``audio_encoder``: where the checkpoint's HuBERT/wav2vec2 weights are ("hubert:/folder"; None: the folder
+    named in its card).
     """
 
     samples: int = 10

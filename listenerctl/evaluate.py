@@ -25,7 +25,7 @@ from listenerctl.atomic import atomic_file
 from listenerctl.data.corpus import Corpus
 from listenerctl.emotion import emotion_from_arkit
 from listenerctl.errors import ListenerctlError
-from listenerctl.metrics.protocols import PROTOCOLS
+from listenerctl.metrics.protocols import PROTOCOLS, check_protocol
 from listenerctl.motion import Motion
 
 EVAL_FRAMES = 750
@@ -151,8 +151,7 @@ def score_models(corpus: Corpus, models: list[str], prediction_folders: list[Pat
     protocol, a ``reference`` not scored or without draws) stop before any model runs. With ``save_to``, each
     run's predictions are written under ``save_to/<folder>``. Returns the summary, the predictions by label
     and the skipped models with the reason; ``report`` hears what was skipped and scored."""
-    if protocol not in PROTOCOLS:
-        raise ListenerctlError(f"unknown metric protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}.")
+    check_protocol(protocol)
     requests = [ModelRequest.parse(m) for m in models or ([] if prediction_folders else DEFAULT_MODELS)]
     skipped = {r.name: reason for r in requests if (reason := skip_reason(r.name, corpus))}
     requests = [r for r in requests if r.name not in skipped]

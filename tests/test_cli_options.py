@@ -24,7 +24,7 @@ NOT_OPTIONS = {"cache_dir"}     # set by library callers, never on the command l
 
 
 def described(command: str, name: str) -> tuple:
-    """How the click command ``command`` declares its parameter ``name``: flags, type, default, help, limits."""
+    """How the command ``command`` declares its parameter ``name``: flags, type, default, help, limits."""
     param = next(p for p in COMMANDS[command].params if p.name == name)
     return (tuple(param.opts), param.type_descriptor.annotation, param.default, param.help, param.min, param.max, param.is_flag,
             param.required)

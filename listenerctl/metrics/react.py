@@ -33,7 +33,7 @@ from scipy import fft
 
 from listenerctl.errors import ListenerctlError
 from listenerctl.metrics import checked
-from listenerctl.metrics.protocols import PROTOCOLS
+from listenerctl.metrics.protocols import check_protocol
 
 EMOTION_DIM = 25
 # FRDist channel groups and weights: DTW(AU 0:15)/15 + DTW(valence, arousal) + DTW(expressions)/8.
@@ -415,7 +415,7 @@ def evaluate_react_official(pred: np.ndarray, speaker_emotion: np.ndarray, appro
 
 def speaker_contributions(pred: np.ndarray, speaker: np.ndarray, appropriate: Sequence[np.ndarray],
                           protocol: str = "react2024", workers: int | None = None) -> dict[str, np.ndarray]:
-    """Each metric of ``protocol`` (see `PROTOCOLS`) by speaker clip, computed once for the bootstrap.
+    """Each metric of ``protocol`` (see `protocols.PROTOCOLS`) by speaker clip, computed once for the bootstrap.
 
     Returns name -> [N] values whose mean is the metric (FRCorr, FRDist, FRDiv, FRVar, FRSyn,
     FRSyn_all), or for FRDvs, which compares clips with each other, the [N, N] matrix of
@@ -423,8 +423,7 @@ def speaker_contributions(pred: np.ndarray, speaker: np.ndarray, appropriate: Se
     (see `evaluate_react_official`), ``listenerctl`` this project's variants (no FRSyn_all: its FRSyn
     already covers every sample).
     """
-    if protocol not in PROTOCOLS:
-        raise ListenerctlError(f"unknown metric protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}.")
+    check_protocol(protocol)
     pred = _check_pred(pred)
     appropriate = _check_appropriate(appropriate, pred)
     official = protocol == "react2024"
