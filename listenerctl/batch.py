@@ -23,7 +23,8 @@ from typing import Callable
 
 from listenerctl.atomic import atomic_file, remove_stale_partials
 from listenerctl.errors import ListenerctlError
-from listenerctl.pipeline import GenerateOptions, generate_item, is_complete
+from listenerctl.pipeline import (GenerateOptions, check_options, generate_item, is_complete, load_listener,
+                                  renderer_pool)
 from listenerctl.ray_cluster import connect
 
 MEDIA_GLOBS = ("*.mp4", "*.mov", "*.mkv", "*.avi", "*.webm", "*.wav", "*.mp3", "*.flac", "*.m4a", "*.ogg", "*.aac")
@@ -74,17 +75,9 @@ class Worker:
     """Holds a loaded generator (and renderer pool) and runs items; one per process."""
 
     def __init__(self, opts: GenerateOptions):
-        from listenerctl.models import load_generator
-
         self.opts = opts
-        self.generator = load_generator(opts.model, Path(opts.checkpoint) if opts.checkpoint else None, opts.device,
-                                        task="listener")
-        self.renderers = None
-        if opts.render != "none":
-            from renderers.select import RendererPool
-
-            self.renderers = RendererPool(opts.render, opts.size, Path(opts.portrait) if opts.portrait else None,
-                                          device=opts.device, mesh_backend=opts.mesh_backend)
+        self.generator = load_listener(opts)
+        self.renderers = renderer_pool(opts)
 
     def run(self, path: Path, final: Path) -> ItemResult:
         start = time.perf_counter()
@@ -242,12 +235,14 @@ def run_batch(in_root: Path, out_root: Path, opts: GenerateOptions, jobs: int | 
 
     ``engine`` 'local' runs ``jobs`` (default 1) processes here; 'ray' runs on the Ray cluster at ``address``
     (default: a local instance), ``jobs`` actors (default: one per cluster CPU, or GPU for CUDA). With 'ray',
-    ``opts.device`` may be 'auto'; it is resolved against the cluster's GPUs.
+    ``opts.device`` may be 'auto'; it is resolved against the cluster's GPUs. Options no item could run with
+    (`pipeline.check_options`) stop the batch before anything is written.
     """
     if engine not in ("local", "ray"):
         raise ListenerctlError(f"unknown engine {engine!r}; use 'local' or 'ray'.")
     if engine == "ray":
         _import_ray()
+    check_options(opts)
     inputs = find_inputs(in_root, pattern)
     if not inputs:
         raise ListenerctlError(f"no audio or video files found under {in_root}"

@@ -1,34 +1,24 @@
-"""The `listenerctl` command line: one thin function per command; the work lives in the library."""
+"""The `listenerctl` command line: one thin function per command that parses and prints; the work and its
+defaults live in the job modules."""
 
 from __future__ import annotations
 
 import json
-import os
 import sys
-from dataclasses import replace
 from enum import Enum
-from functools import wraps
 from pathlib import Path
 from typing import Annotated, Literal, Optional
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from listenerctl.cli_common import Device, err, friendly_errors, out, progress_bars, resolve_device
+from listenerctl.cli_options import ListenerArgs, Render, RenderArgs, generate_options, with_option_groups
 from listenerctl.errors import ListenerctlError
+from listenerctl.metrics.protocols import PROTOCOLS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
                   help="Listener reactions and co-speech motion for recordings of people talking.")
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False)
-
-
-class Device(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
 
 
 class Task(str, Enum):
@@ -36,92 +26,17 @@ class Task(str, Enum):
     cospeech = "cospeech"
 
 
-class Render(str, Enum):
-    mesh = "mesh"
-    portrait = "portrait"
-    pirender = "pirender"
-    none = "none"
-
-
-class Protocol(str, Enum):
-    """Metric definitions of `evaluate` (the names of listenerctl.metrics.react.PROTOCOLS)."""
-    react2024 = "react2024"
-    listenerctl = "listenerctl"
-
-
-class MeshBackend(str, Enum):
-    moderngl = "moderngl"
-    pyrender = "pyrender"
-
-
-TEXT_ENCODER_HELP = ("Local text encoder folder (a BERT-style model saved by transformers; nothing is downloaded): "
-                     "condition on the speaker's transcript too, with a difflistener checkpoint trained on one.")
-MESH_BACKEND_HELP = ("Library drawing --render mesh: moderngl (fast), or pyrender for those who prefer it "
-                     "(pip install 'listenerctl\\[pyrender]').")
-
-
-def resolve_device(device: Device) -> str:
-    """'auto' → 'cuda' when a CUDA GPU is usable, else 'cpu'; 'cuda' without one is an error."""
-    if device is Device.cpu:
-        return "cpu"
-    import torch
-
-    if torch.cuda.is_available():
-        return "cuda"
-    if device is Device.cuda:
-        raise ListenerctlError("--device cuda was asked for but no CUDA GPU is available; use --device cpu.")
-    return "cpu"
-
-
-def friendly_errors(command):
-    """Turn `ListenerctlError` into one sentence on stderr and exit code 2; Ctrl-C into exit code 130."""
-
-    @wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except ListenerctlError as exc:
-            err.print(f"[bold red]error:[/] {escape(str(exc))}")
-            raise typer.Exit(2) from None
-        except KeyboardInterrupt:
-            err.print("interrupted; unfinished outputs were removed.")
-            raise typer.Exit(130) from None
-        except typer.Exit:
-            raise
-        except Exception as exc:  # a bug, not bad input: one line, the traceback on request
-            if os.environ.get("LISTENERCTL_DEBUG"):
-                raise
-            err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))} "
-                      "(set LISTENERCTL_DEBUG=1 for the traceback and please report it)")
-            raise typer.Exit(3) from None
-
-    return wrapper
-
-
-def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=err, transient=True, disable=not err.is_terminal)
+Protocol = Enum("Protocol", {name: name for name in PROTOCOLS}, type=str)  # `evaluate --protocol`'s choices
 
 
 @app.command()
 @friendly_errors
+@with_option_groups
 def generate(
     inputs: Annotated[list[Path], typer.Argument(help="Recordings of a person talking (video or audio).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Output folder; one subfolder per input.")] = Path("out"),
-    samples: Annotated[int, typer.Option("-k", "--samples", min=1, max=100, help="Listener reactions per input (K).")] = 10,
-    model: Annotated[Optional[str], typer.Option(help="Generator name (see `listenerctl models`; default: rules, or diffsheg with --task cospeech).")] = None,
-    checkpoint: Annotated[Optional[Path], typer.Option(help="Checkpoint for a learned model (default: the shipped one).")] = None,
-    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same motion.")] = 0,
-    device: Annotated[Device, typer.Option(help="Where learned models run.")] = Device.auto,
-    render: Annotated[Render, typer.Option(help="How to render the motion to video: shaded 3D face, animated portrait, or no video.")] = Render.mesh,
-    mesh_backend: Annotated[MeshBackend, typer.Option(help=MESH_BACKEND_HELP)] = MeshBackend.moderngl,
-    size: Annotated[int, typer.Option(min=64, max=1024, help="Video tile size in pixels (square).")] = 256,
-    portrait: Annotated[Optional[Path], typer.Option(help="Portrait photo to animate with --render portrait (default: the input's first frame with a face, else the shipped portrait).")] = None,
-    pirender_checkpoint: Annotated[Optional[Path], typer.Option(help="PIRender generator checkpoint (.pth) for --render pirender; a GPU is advised.")] = None,
-    side_by_side: Annotated[bool, typer.Option("--side-by-side", help="Also write side_by_side_XX.mp4 (speaker | listener).")] = False,
-    face: Annotated[str, typer.Option(help="Whose face conditions: 'auto' (whoever talks; in a dialogue the face follows the turns), 'largest', or N, the N-th person from the left (0 = leftmost).")] = "auto",
-    face_at: Annotated[Optional[str], typer.Option(help="Condition on the face nearest this pixel point X,Y of the input video (overrides --face).")] = None,
-    text_encoder: Annotated[Optional[Path], typer.Option(help=TEXT_ENCODER_HELP)] = None,
+    listener: ListenerArgs = ListenerArgs(),
+    render: RenderArgs = RenderArgs(),
     transcript: Annotated[Optional[Path], typer.Option(help="Timed transcript (.srt, .vtt or Whisper-style .json) of the one input (default: INPUT's stem with one of those suffixes, beside it); needs --text-encoder.")] = None,
     task: Annotated[Task, typer.Option(help="listener: K listener reactions; cospeech: the speaker's own face and upper-body gestures from the speech (model diffsheg; skeleton video unless --render none).")] = Task.listener,
     audio_encoder: Annotated[Optional[str], typer.Option(help="cospeech: local HuBERT/wav2vec2 folder of a checkpoint trained with one, as hubert:/path or wav2vec2:/path (needs transformers).")] = None,
@@ -132,84 +47,55 @@ def generate(
     """Generate K listener reactions for each input: videos, motion.npz, speaker.npz and manifest.json."""
     from contextlib import nullcontext
 
-    from listenerctl.models import DEFAULT_MODEL, load_generator
-
-    model = model or DEFAULT_MODEL[task.value]
-    if task is Task.cospeech:
-        _generate_cospeech(inputs, output, samples, model, checkpoint, seed,
-                           resolve_device(device), render, size, audio_encoder, smplx_model, steps, overlap)
-        return
-
-    from listenerctl.features.people import parse_face, parse_point
-    from listenerctl.pipeline import GenerateOptions, check_inputs, generate_item, text_encoder_for
+    from listenerctl.pipeline import check_inputs, check_options, generate_item, load_listener, renderer_pool
 
     check_inputs(inputs)
-    parse_face(face)  # a bad --face or --face-at stops before any work
-    if face_at is not None:
-        parse_point(face_at)
+    if task is Task.cospeech:
+        _generate_cospeech(inputs, output, listener, render, audio_encoder, smplx_model, steps, overlap)
+        return
     if transcript is not None and len(inputs) > 1:
         raise ListenerctlError("--transcript names the transcript of one input; with several inputs, put each "
                                "transcript beside its input with the same stem (talk.mp4 → talk.srt).")
-    opts = GenerateOptions(samples=samples, model=model, checkpoint=str(checkpoint) if checkpoint else None,
-                           seed=seed, device=resolve_device(device), render=render.value,
-                           mesh_backend=mesh_backend.value, size=size,
-                           portrait=str(portrait) if portrait else None, side_by_side=side_by_side,
-                           face=face, face_at=face_at, text_encoder=str(text_encoder) if text_encoder else None,
-                           transcript=str(transcript) if transcript else None)
-    generator = load_generator(model, checkpoint, opts.device, task="listener")
-    text_encoder_for(opts, generator)          # a bad encoder or a model without text stops before any work
-    if render is Render.none:
-        pool = nullcontext()
-    else:
-        from renderers.select import RendererPool
-
-        pool = RendererPool(render.value, size, portrait, pirender_checkpoint, opts.device, opts.mesh_backend)
-    with pool as renderers, _progress() as bars:
+    opts = generate_options(render, resolve_device(render.device), listener, transcript)
+    generator = load_listener(opts)
+    check_options(opts, generator)             # bad options stop before any work
+    with renderer_pool(opts) or nullcontext() as renderers, progress_bars() as bars:
         for path in inputs:
-            task = bars.add_task(f"{path.name}", total=None)
+            task_bar = bars.add_task(f"{path.name}", total=None)
 
-            def show(stage, done, total, task=task, name=path.name):
-                bars.update(task, description=f"{name}: {stage}", completed=done, total=total)
+            def show(stage, done, total, task_bar=task_bar, name=path.name):
+                bars.update(task_bar, description=f"{name}: {stage}", completed=done, total=total)
 
             item = generate_item(path, output, opts, generator, report=err.print, renderers=renderers, progress=show)
-            bars.remove_task(task)
-            out.print(f"{path.name} → {item}/ ({samples} samples, model {model})")
+            bars.remove_task(task_bar)
+            out.print(f"{path.name} → {item}/ ({opts.samples} samples, model {opts.model})")
 
 
-def _generate_cospeech(inputs: list[Path], output: Path, samples: int, model: str, checkpoint: Optional[Path],
-                       seed: int, device: str, render: Render, size: int, audio_encoder: Optional[str],
-                       smplx_model: Optional[Path], steps: Optional[int], overlap: Optional[int]) -> None:
+def _generate_cospeech(inputs: list[Path], output: Path, listener: ListenerArgs, render: RenderArgs,
+                       audio_encoder: Optional[str], smplx_model: Optional[Path], steps: Optional[int],
+                       overlap: Optional[int]) -> None:
     """`generate --task cospeech`: each input's speech (a video's audio track) → `cospeech.generate_cospeech`."""
-    from listenerctl.cospeech import CoSpeechOptions, generate_cospeech
-    from listenerctl.models import load_generator
-    from listenerctl.pipeline import check_inputs
+    from listenerctl.cospeech import CoSpeechOptions, generate_cospeech, load_cospeech
 
-    check_inputs(inputs)
-    opts = CoSpeechOptions(samples=samples, seed=seed, checkpoint=str(checkpoint) if checkpoint else None,
-                           device=device, steps=steps, overlap=overlap, size=size,
-                           render="none" if render is Render.none else "smplx" if smplx_model else "skeleton",
+    opts = CoSpeechOptions(samples=listener.samples, seed=listener.seed, model=listener.model or CoSpeechOptions.model,
+                           checkpoint=str(listener.checkpoint) if listener.checkpoint else None,
+                           device=resolve_device(render.device), steps=steps, overlap=overlap, size=render.size,
+                           render="none" if render.render is Render.none else "smplx" if smplx_model else "skeleton",
                            smplx_folder=str(smplx_model) if smplx_model else None, audio_encoder=audio_encoder)
-    generator = load_generator(model, checkpoint, device, task="cospeech")
+    generator = load_cospeech(opts)
     for path in inputs:
-        folder = generate_cospeech(path, output, samples, seed, opts, generator, report=err.print)
-        out.print(f"{path.name} → {folder}/ ({samples} samples, model {model})")
+        folder = generate_cospeech(path, output, opts.samples, opts.seed, opts, generator, report=err.print)
+        out.print(f"{path.name} → {folder}/ ({opts.samples} samples, model {opts.model})")
 
 
 @app.command()
 @friendly_errors
+@with_option_groups
 def batch(
     folder: Annotated[Path, typer.Argument(help="Folder of recordings (searched recursively).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Output folder; mirrors the input tree.")],
-    samples: Annotated[int, typer.Option("-k", "--samples", min=1, max=100, help="Listener reactions per input (K).")] = 10,
-    model: Annotated[str, typer.Option(help="Generator name (see `listenerctl models`).")] = "rules",
-    checkpoint: Annotated[Optional[Path], typer.Option(help="Checkpoint for a learned model.")] = None,
-    seed: Annotated[int, typer.Option(help="Random seed, the same for every item.")] = 0,
-    device: Annotated[Device, typer.Option(help="Where learned models run.")] = Device.auto,
-    render: Annotated[Render, typer.Option(help="Renderer, or none for motion files only.")] = Render.mesh,
-    mesh_backend: Annotated[MeshBackend, typer.Option(help=MESH_BACKEND_HELP)] = MeshBackend.moderngl,
-    size: Annotated[int, typer.Option(min=64, max=1024, help="Video tile size in pixels.")] = 256,
-    portrait: Annotated[Optional[Path], typer.Option(help="Portrait photo for --render portrait.")] = None,
-    text_encoder: Annotated[Optional[Path], typer.Option(help=TEXT_ENCODER_HELP + " Each input's transcript is the .srt, .vtt or .json beside it with its stem.")] = None,
+    listener: ListenerArgs = ListenerArgs(),
+    render: RenderArgs = RenderArgs(),
     jobs: Annotated[Optional[int], typer.Option("-j", "--jobs", min=1, help="Items processed in parallel (default: 1 locally, one per cluster CPU or GPU on Ray).")] = None,
     glob: Annotated[Optional[str], typer.Option(help="Only files matching this pattern, e.g. '*.mp4'.")] = None,
     engine: Annotated[Literal["local", "ray"], typer.Option(help="Where items run: processes on this machine, or a Ray cluster (pip install 'listenerctl\\[ray]').")] = "local",
@@ -217,18 +103,10 @@ def batch(
 ) -> None:
     """Run `generate` on every recording in a folder: resumable, one failure alone, a summary at the end."""
     from listenerctl.batch import REPORT, run_batch
-    from listenerctl.pipeline import GenerateOptions, text_encoder_for
 
-    opts = GenerateOptions(samples=samples, model=model, checkpoint=str(checkpoint) if checkpoint else None,
-                           seed=seed, render=render.value, mesh_backend=mesh_backend.value,
-                           device=device.value if engine == "ray" else resolve_device(device), size=size,
-                           portrait=str(portrait) if portrait else None,
-                           text_encoder=str(text_encoder) if text_encoder else None)
-    if text_encoder is not None:               # a bad encoder or a model without text stops before any item
-        from listenerctl.models import load_generator
-
-        text_encoder_for(replace(opts, device="cpu"), load_generator(model, checkpoint, "cpu", task="listener"))
-    with _progress() as bars:
+    device = render.device.value if engine == "ray" else resolve_device(render.device)  # Ray: the cluster's
+    opts = generate_options(render, device, listener)
+    with progress_bars() as bars:
         task = bars.add_task("batch", total=None)
 
         def show(result, done, total):
@@ -250,26 +128,20 @@ def batch(
 
 @app.command()
 @friendly_errors
+@with_option_groups
 def render(
     motion: Annotated[Path, typer.Argument(help="A motion.npz written by `generate` (its folder's speaker.npz and manifest.json are used too).")],
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Folder for the videos (default: beside the motion).")] = None,
-    render: Annotated[Render, typer.Option(help="Renderer.")] = Render.mesh,
-    mesh_backend: Annotated[MeshBackend, typer.Option(help=MESH_BACKEND_HELP)] = MeshBackend.moderngl,
-    size: Annotated[int, typer.Option(min=64, max=1024, help="Video tile size in pixels.")] = 256,
-    portrait: Annotated[Optional[Path], typer.Option(help="Portrait photo for --render portrait/pirender.")] = None,
-    pirender_checkpoint: Annotated[Optional[Path], typer.Option(help="PIRender checkpoint for --render pirender.")] = None,
-    side_by_side: Annotated[bool, typer.Option("--side-by-side", help="Also write side_by_side_XX.mp4.")] = False,
-    device: Annotated[Device, typer.Option(help="Where PIRender runs.")] = Device.auto,
+    render: RenderArgs = RenderArgs(),
 ) -> None:
     """Render saved motion again: per-sample MP4s and the grid, with another renderer or size."""
-    from listenerctl.pipeline import rerender_item
-    from renderers.select import RendererPool
+    from listenerctl.pipeline import renderer_pool, rerender_item
 
-    if render is Render.none:
+    if render.render is Render.none:
         raise ListenerctlError("--render none renders nothing; choose mesh, portrait or pirender.")
-    with RendererPool(render.value, size, portrait, pirender_checkpoint, resolve_device(device),
-                      mesh_backend.value) as pool:
-        names = rerender_item(motion, output or motion.parent, pool, size, side_by_side)
+    opts = generate_options(render, resolve_device(render.device))
+    with renderer_pool(opts) as pool:
+        names = rerender_item(motion, output or motion.parent, pool, opts.size, opts.side_by_side)
     out.print(f"wrote {len(names)} videos to {output or motion.parent}/")
 
 
@@ -314,53 +186,25 @@ def evaluate(
     output: Annotated[Path, typer.Option("-o", "--output", help="Report folder: metrics.json, metrics.md, PNG plots.")] = Path("evaluation"),
     save_predictions: Annotated[bool, typer.Option(help="Also save each model's predictions under OUTPUT/predictions/MODEL.")] = False,
     device: Annotated[Device, typer.Option(help="Where learned models run.")] = Device.auto,
-    protocol: Annotated[Protocol, typer.Option(help="Metric definitions: react2024 (the official REACT 2024 evaluation, quirks included) or listenerctl (the project's own FRDist/FRSyn variants).")] = Protocol.react2024,
+    protocol: Annotated[Protocol, typer.Option(help="Metric definitions: " + "; ".join(f"{name}, {label}" for name, label in PROTOCOLS.items()) + ".")] = Protocol.react2024,
     bootstrap: Annotated[int, typer.Option(min=0, help="Bootstrap draws over speaker clips for the 95 % intervals (0: none).")] = 1000,
     bootstrap_seed: Annotated[int, typer.Option(help="Seed of the bootstrap resampling.")] = 0,
     reference: Annotated[Optional[str], typer.Option(help="Also report every other model minus this one, paired by speaker clip, with intervals.")] = None,
 ) -> None:
     """Score listener models (default: the rules listener and the mime/random/mean baselines) with the REACT metrics."""
     from listenerctl.data.corpus import load_corpus
-    from listenerctl.evaluate import (eval_frames, predict, read_predictions, report_markdown, speaker_scores,
-                                      summarise, write_predictions, write_report)
+    from listenerctl.evaluate import eval_frames, report_markdown, score_models, write_report
 
     corpus = load_corpus(data, split)
-    names = model if model or predictions else ["rules", "mime", "random", "mean"]
-    entries = [_model_entry(entry) for entry in names or []]
-    if reference is not None and reference not in [*(e[2] for e in entries), *(p.name for p in predictions or [])]:
-        raise ListenerctlError(f"--reference {reference} is not one of the models scored; add it with -m or -p.")
-    runs, skipped = {}, {}
-    for name, checkpoint, label, folder in entries:
-        if name == "mime" and any(c.cond.face is None for c in corpus.clips):
-            skipped[name] = "some speaker clips have no face to copy"
-            err.print(f"{name} skipped: {skipped[name]}")
-            continue
-        run = predict(corpus, name, samples, device=resolve_device(device),
-                      checkpoint=Path(checkpoint) if checkpoint else None)
-        runs[label] = replace(run, name=label)
-        if save_predictions:
-            write_predictions(runs[label], corpus, output / "predictions" / folder)
-    for folder in predictions or []:
-        loaded = read_predictions(folder, corpus)
-        runs[loaded.name] = loaded
-    per_speaker = {}
-    for name, run in runs.items():
-        per_speaker[name] = speaker_scores(run, corpus, protocol.value)
-        err.print(f"scored {name}")
-    summary = summarise(per_speaker, bootstrap, bootstrap_seed, reference)
+    summary, runs, skipped = score_models(corpus, model or [], predictions or [], samples, resolve_device(device),
+                                          protocol.value, bootstrap, bootstrap_seed, reference,
+                                          output / "predictions" if save_predictions else None, report=err.print)
     context = {"data": str(data), "split": split, "speaker_clips": len(corpus.clips), "samples": samples,
                "frames": eval_frames(corpus), "spec": corpus.spec, "skipped": skipped, "protocol": protocol.value,
                "bootstrap": bootstrap, "bootstrap_seed": bootstrap_seed, "reference": reference}
     write_report(summary, runs, corpus, output, context)
     out.print(report_markdown(summary, context), markup=False)
     out.print(f"report: {output}/metrics.json, metrics.md, metrics.png, curves.png")
-
-
-def _model_entry(entry: str) -> tuple[str, str, str, str]:
-    """``-m NAME[=CHECKPOINT]`` → (name, checkpoint or '', label in reports, predictions folder name)."""
-    name, _, checkpoint = entry.partition("=")
-    stem = Path(checkpoint).name.removesuffix(".safetensors")
-    return (name, checkpoint, f"{name} ({stem})", f"{name}_{stem}") if checkpoint else (name, "", name, name)
 
 
 @app.command()
@@ -458,7 +302,7 @@ def data_extract(
 
     options = DyadOptions(clip_frames=round(clip_seconds * 25) + 1, min_speaker_talk=min_speaker_talk,
                           max_listener_talk=max_listener_talk, min_found=min_found, similarity_threshold=similarity)
-    with _progress() as bars:
+    with progress_bars() as bars:
         def progress_for(key: str):
             task = bars.add_task(f"tracking {key}", total=None)
             return lambda done, total: bars.update(task, completed=done, total=total)

@@ -3,32 +3,17 @@
 from __future__ import annotations
 
 from enum import Enum
-from functools import wraps
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich import box
-from rich.console import Console
 from rich.table import Table
 
+from listenerctl.cli_common import err, friendly_errors, out
 from listenerctl.study import DEFAULT_LABELS
 
 study_app = typer.Typer(no_args_is_help=True, help="Blinded listener studies of generated videos: ratings or two-alternative forced choice.")
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def friendly_errors(command):
-    """`listenerctl.cli.friendly_errors`, looked up at call time: cli.py imports this module at its end."""
-
-    @wraps(command)
-    def wrapper(*args, **kwargs):
-        from listenerctl.cli import friendly_errors as translate
-
-        return translate(command)(*args, **kwargs)
-
-    return wrapper
 
 
 class Design(str, Enum):

@@ -24,6 +24,7 @@ import numpy as np
 from listenerctl.atomic import staged_dir
 from listenerctl.errors import ListenerctlError
 from listenerctl.media import VideoWriter, load_audio, probe
+from listenerctl.models import DEFAULT_MODEL
 from listenerctl.motion import Motion
 
 VIDEO_FPS = 25.0
@@ -36,14 +37,16 @@ MANIFEST = "manifest.json"
 class CoSpeechOptions:
     """Options of one cospeech run (recorded verbatim in the manifest).
 
-    ``styles``: style ids or names cycled over the K samples (None: the 'any' style); ``steps`` DDIM
-    steps and ``overlap`` FOPPAS frames (None: the checkpoint's); ``render``: "skeleton", "smplx"
-    (needs ``smplx_folder``) or "none"; ``size``: video side in pixels; ``audio_encoder``: where the
-    checkpoint's HuBERT/wav2vec2 weights are ("hubert:/folder"; None: the folder named in its card).
+    ``model``: a registered co-speech generator; ``styles``: style ids or names cycled over the K samples
+    (None: the 'any' style); ``steps`` DDIM steps and ``overlap`` FOPPAS frames (None: the checkpoint's);
+    ``render``: "skeleton", "smplx" (needs ``smplx_folder``) or "none"; ``size``: video side in pixels;
+    ``audio_encoder``: where the checkpoint's HuBERT/wav2vec2 weights are ("hubert:/folder"; None: the folder
+    named in its card).
     """
 
     samples: int = 10
     seed: int = 0
+    model: str = DEFAULT_MODEL["cospeech"]
     checkpoint: str | None = None
     device: str = "cpu"
     styles: list[int | str] | None = None
@@ -72,13 +75,20 @@ def _load_speech(path: Path, notes: list[str]) -> np.ndarray:
     return samples
 
 
+def load_cospeech(opts: CoSpeechOptions):
+    """The co-speech generator ``opts`` names (its checkpoint, or the shipped one) on ``opts.device``."""
+    from listenerctl.models import load_generator
+
+    return load_generator(opts.model, Path(opts.checkpoint) if opts.checkpoint else None, opts.device,
+                          task="cospeech")
+
+
 def generate_cospeech(audio_path: str | Path, out_dir: str | Path, samples: int = 10, seed: int = 0,
                       options: CoSpeechOptions | None = None, generator=None,
                       report: Callable[[str], None] = lambda _: None) -> Path:
     """Run the cospeech job on ``audio_path`` (any audio or video file with speech) and publish
     ``out_dir/<stem>/``; returns that folder. ``samples``/``seed`` override ``options``; ``generator`` is
-    a loaded `DiffSheg` (default: load ``options.checkpoint`` or the shipped one)."""
-    from listenerctl.models import load_generator
+    a loaded `DiffSheg` (default: `load_cospeech` of the options)."""
     from listenerctl.models.diffsheg import skeleton_from_card
     from listenerctl.pipeline import _versions, file_sha256
 
@@ -97,7 +107,7 @@ def generate_cospeech(audio_path: str | Path, out_dir: str | Path, samples: int 
     notes: list[str] = []
     speech = _load_speech(audio_path, notes)
     if generator is None:
-        generator = load_generator("diffsheg", Path(opts.checkpoint) if opts.checkpoint else None, opts.device)
+        generator = load_cospeech(opts)
     if opts.audio_encoder:
         generator.use_audio_encoder(opts.audio_encoder)
     skeleton = skeleton_from_card(generator.card)

@@ -1,7 +1,7 @@
 """`listenerctl evaluate`: score listener models or saved predictions on a corpus split with the REACT
 metrics (DESIGN §9), and write a JSON, a Markdown table and PNG plots.
 
-Metrics follow a protocol (`listenerctl.metrics.react.PROTOCOLS`): ``react2024``, the official REACT 2024
+Metrics follow a protocol (`listenerctl.metrics.protocols.PROTOCOLS`): ``react2024``, the official REACT 2024
 definitions, or ``listenerctl``, the project's own FRDist/FRSyn variants. Every metric is computed per
 speaker clip once; 95 % intervals and paired differences between models come from a seeded bootstrap over
 speaker clips (`listenerctl.metrics.bootstrap`).
@@ -15,8 +15,9 @@ A prediction folder holds one sub-folder per speaker clip, named by its clip pat
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -24,6 +25,7 @@ from listenerctl.atomic import atomic_file
 from listenerctl.data.corpus import Corpus
 from listenerctl.emotion import emotion_from_arkit
 from listenerctl.errors import ListenerctlError
+from listenerctl.metrics.protocols import PROTOCOLS, check_protocol
 from listenerctl.motion import Motion
 
 EVAL_FRAMES = 750
@@ -32,8 +34,7 @@ EVAL_SEED = 900_001  # personalities/noise of evaluated models never coincide wi
 METRIC_ORDER = ("FRCorr", "FRDist", "FRDiv", "FRDvs", "FRVar", "FRSyn", "FRSyn_all", "FRCorr_other")
 HIGHER_IS_BETTER = {"FRCorr": True, "FRDist": False, "FRDiv": True, "FRDvs": True, "FRVar": True, "FRSyn": False,
                     "FRSyn_all": False, "FRCorr_other": None}
-PROTOCOL_LABELS = {"react2024": "REACT 2024 official metric definitions",
-                   "listenerctl": "listenerctl's own FRDist/FRSyn variants, not comparable with REACT 2024 results"}
+DEFAULT_MODELS = ("rules", "mime", "random", "mean")  # scored unless models or predictions are named
 
 
 def eval_frames(corpus: Corpus) -> int:
@@ -102,6 +103,77 @@ def read_predictions(folder: Path, corpus: Corpus) -> Predictions:
     return Predictions(folder.name, motion)
 
 
+@dataclass(frozen=True)
+class ModelRequest:
+    """A model to run and score, from ``-m NAME[=CHECKPOINT]``: ``label`` names it in the reports, ``folder``
+    its saved predictions (NAME alone for the model's shipped or built-in form)."""
+
+    name: str
+    checkpoint: Path | None
+    label: str
+    folder: str
+
+    @classmethod
+    def parse(cls, entry: str) -> "ModelRequest":
+        name, _, checkpoint = entry.partition("=")
+        if not checkpoint:
+            return cls(name, None, name, name)
+        stem = Path(checkpoint).name.removesuffix(".safetensors")
+        return cls(name, Path(checkpoint), f"{name} ({stem})", f"{name}_{stem}")
+
+
+def skip_reason(model: str, corpus: Corpus) -> str | None:
+    """Why ``model`` cannot run on ``corpus`` (mime copies the speaker's face: every clip needs one), or None."""
+    if model == "mime" and any(c.cond.face is None for c in corpus.clips):
+        return "some speaker clips have no face to copy"
+    return None
+
+
+def check_reference(reference: str | None, scored: list[str], draws: int) -> None:
+    """One sentence, before any scoring, when a paired comparison against ``reference`` cannot be made: it is
+    not one of the ``scored`` labels, or there are no bootstrap ``draws``."""
+    if reference is None:
+        return
+    if reference not in scored:
+        raise ListenerctlError(f"--reference {reference} is not one of the models scored "
+                               f"({', '.join(scored) or 'none'}); add it with -m or -p.")
+    if draws == 0:
+        raise ListenerctlError("a paired comparison with --reference needs bootstrap draws (--bootstrap above 0).")
+
+
+def score_models(corpus: Corpus, models: list[str], prediction_folders: list[Path], samples: int, device: str,
+                 protocol: str, draws: int, draw_seed: int, reference: str | None = None,
+                 save_to: Path | None = None, report: Callable[[str], None] = lambda _: None
+                 ) -> tuple[dict[str, dict], dict[str, Predictions], dict[str, str]]:
+    """The `evaluate` job on a loaded corpus split: run each of ``models`` (``NAME[=CHECKPOINT]``; none named
+    and no ``prediction_folders``: `DEFAULT_MODELS`) ``samples`` times per clip, read the saved predictions,
+    score them all under ``protocol`` and summarise (`summarise`). Options that cannot work (an unknown
+    protocol, a ``reference`` not scored or without draws) stop before any model runs. With ``save_to``, each
+    run's predictions are written under ``save_to/<folder>``. Returns the summary, the predictions by label
+    and the skipped models with the reason; ``report`` hears what was skipped and scored."""
+    check_protocol(protocol)
+    requests = [ModelRequest.parse(m) for m in models or ([] if prediction_folders else DEFAULT_MODELS)]
+    skipped = {r.name: reason for r in requests if (reason := skip_reason(r.name, corpus))}
+    requests = [r for r in requests if r.name not in skipped]
+    check_reference(reference, [*(r.label for r in requests), *(f.name for f in prediction_folders)], draws)
+    for name, reason in skipped.items():
+        report(f"{name} skipped: {reason}")
+    runs: dict[str, Predictions] = {}
+    for request in requests:
+        runs[request.label] = replace(predict(corpus, request.name, samples, device=device,
+                                              checkpoint=request.checkpoint), name=request.label)
+        if save_to is not None:
+            write_predictions(runs[request.label], corpus, save_to / request.folder)
+    for folder in prediction_folders:
+        loaded = read_predictions(folder, corpus)
+        runs[loaded.name] = loaded
+    per_speaker = {}
+    for name, run in runs.items():
+        per_speaker[name] = speaker_scores(run, corpus, protocol)
+        report(f"scored {name}")
+    return summarise(per_speaker, draws, draw_seed, reference), runs, skipped
+
+
 def speaker_scores(predictions: Predictions, corpus: Corpus, protocol: str = "react2024") -> dict[str, np.ndarray]:
     """Each metric of ``protocol`` by speaker clip (`speaker_contributions`: [N] values, [N, N] for FRDvs), and
     FRCorr_other: FRCorr of each clip's predictions against the next clip's appropriate reactions (the
@@ -133,14 +205,10 @@ def summarise(per_speaker: dict[str, dict[str, np.ndarray]], draws: int, seed: i
     ``intervals`` (model -> metric -> [low, high], 95 %, empty when ``draws`` is 0) and ``comparisons``
     (model -> metric -> difference, low, high of the model minus ``reference``, every model but the
     reference; empty without one). All models and metrics share the same ``draws`` resamples of clips.
+    ``reference`` must be one of the models with ``draws`` above 0 (`check_reference`, before scoring).
     """
     from listenerctl.metrics.bootstrap import interval, paired_difference, point_estimate, resample_counts
 
-    if reference is not None and reference not in per_speaker:
-        raise ListenerctlError(f"reference model {reference!r} is not among the scored ones "
-                               f"({', '.join(per_speaker)}).")
-    if reference is not None and draws == 0:
-        raise ListenerctlError("a paired comparison with a reference needs bootstrap draws (--bootstrap above 0).")
     results = {model: {name: point_estimate(terms) for name, terms in scores.items()}
                for model, scores in per_speaker.items()}
     intervals, comparisons = {}, {}
@@ -256,7 +324,7 @@ def report_caption(protocol: str, speakers: int, draws: int, seed: int) -> str:
     """One line saying which metric definitions and which intervals a table shows."""
     bootstrap = (f"value [95 % bootstrap interval over the {speakers} speaker clips, {draws} draws, seed {seed}]"
                  if draws else "no intervals (bootstrap off)")
-    return f"Protocol `{protocol}`: {PROTOCOL_LABELS[protocol]}; {bootstrap}."
+    return f"Protocol `{protocol}`: {PROTOCOLS[protocol]}; {bootstrap}."
 
 
 def write_report(summary: dict[str, dict], predictions: dict[str, Predictions], corpus: Corpus,
@@ -269,7 +337,7 @@ def write_report(summary: dict[str, dict], predictions: dict[str, Predictions], 
     with atomic_file(folder / "metrics.md", "w") as fh:
         fh.write(report_markdown(summary, context))
     plot_metrics(summary["results"], folder / "metrics.png", summary["intervals"],
-                 f"{context['protocol']}: {PROTOCOL_LABELS[context['protocol']]}")
+                 f"{context['protocol']}: {PROTOCOLS[context['protocol']]}")
     plot_curves(predictions, corpus, folder / "curves.png")
 
 

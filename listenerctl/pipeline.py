@@ -10,7 +10,7 @@ import json
 import platform
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -22,6 +22,7 @@ from listenerctl.conditioning import Conditioning, FaceFeatures
 from listenerctl.errors import ListenerctlError
 from listenerctl.hashing import file_sha256
 from listenerctl.media import MediaInfo, load_audio, probe
+from listenerctl.models import DEFAULT_MODEL
 from listenerctl.motion import Motion, num_frames
 
 MOTION_FPS = 25.0
@@ -34,10 +35,10 @@ Report = Callable[[str], None]
 
 @dataclass
 class GenerateOptions:
-    """Options of one `generate` run (recorded verbatim in each manifest)."""
+    """Options of one `generate` run (recorded verbatim in each manifest); `batch` gives every item the same."""
 
     samples: int = 10
-    model: str = "rules"
+    model: str = DEFAULT_MODEL["listener"]
     checkpoint: str | None = None
     seed: int = 0
     device: str = "cpu"
@@ -45,6 +46,7 @@ class GenerateOptions:
     mesh_backend: str = "moderngl"
     size: int = 256
     portrait: str | None = None
+    pirender_checkpoint: str | None = None  # PIRender generator .pth, needed by render "pirender"
     side_by_side: bool = False
     face: str = "auto"                 # whose face conditions: 'auto' (who talks), 'largest' or N (N-th from the left)
     face_at: str | None = None         # or the face nearest a pixel point "X,Y" of the input video
@@ -172,6 +174,46 @@ def stream_padding(audio_s: float, video_s: float) -> dict[str, float]:
     if abs(audio_s - video_s) <= PAD_NOTE_S:
         return {}
     return {"audio": round(video_s - audio_s, 3)} if audio_s < video_s else {"video": round(audio_s - video_s, 3)}
+
+
+def load_listener(opts: GenerateOptions, device: str | None = None):
+    """The listener generator ``opts`` names (its checkpoint, or the shipped one), on ``device`` (default:
+    ``opts.device``)."""
+    from listenerctl.models import load_generator
+
+    return load_generator(opts.model, Path(opts.checkpoint) if opts.checkpoint else None, device or opts.device,
+                          task="listener")
+
+
+def check_options(opts: GenerateOptions, generator=None) -> None:
+    """Stop before any work, in one sentence, on options no input can satisfy: a malformed ``face`` or
+    ``face_at``, a renderer that cannot be set up (pirender without its checkpoint, a missing mesh backend),
+    a transcript without a text encoder, or a text encoder ``generator`` cannot take (``generator``: the loaded
+    listener; default: ``opts``'s loaded on the CPU, only when a text encoder is named)."""
+    from listenerctl.features.people import parse_face, parse_point
+
+    parse_face(opts.face)
+    if opts.face_at is not None:
+        parse_point(opts.face_at)
+    pool = renderer_pool(opts)
+    if pool is not None:
+        pool.close()
+    if opts.text_encoder or opts.transcript:
+        if generator is None:  # a copy on the CPU only for the check (`batch`: its workers load their own)
+            generator, opts = load_listener(opts, "cpu"), replace(opts, device="cpu")
+        text_encoder_for(opts, generator)
+
+
+def renderer_pool(opts: GenerateOptions):
+    """The `renderers.select.RendererPool` of ``opts``'s render settings (a context manager), None for
+    render "none"."""
+    if opts.render == "none":
+        return None
+    from renderers.select import RendererPool
+
+    return RendererPool(opts.render, opts.size, Path(opts.portrait) if opts.portrait else None,
+                        Path(opts.pirender_checkpoint) if opts.pirender_checkpoint else None, opts.device,
+                        opts.mesh_backend)
 
 
 def text_encoder_for(opts: GenerateOptions, generator):

@@ -38,6 +38,15 @@ def ffmpeg(*args: str) -> None:
     subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True)
 
 
+def two_people_clip(path: Path) -> Path:
+    """Write 3 s of the two real talking faces side by side to ``path`` (640x384): A on the left (256 px), B on
+    the right and larger (384 px), with A's audio. Skips the test when ../shared/data is absent."""
+    ffmpeg("-i", str(shared_file("video/talking_face_8s.mp4")), "-i", str(shared_file("video/talking_face_b_8s.mp4")),
+           "-filter_complex", "[0:v]scale=256:256,pad=256:384:0:64[a];[1:v]scale=384:384[b];[a][b]hstack[v]",
+           "-map", "[v]", "-map", "0:a", "-t", "3", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(path))
+    return path
+
+
 def synthetic_audio(frames: int, seed: int = 0) -> AudioFeatures:
     """Feature rows of alternating 'speech' (loud, voiced, pitched) and silence, about 2 s each."""
     rng = np.random.default_rng(seed)

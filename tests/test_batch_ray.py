@@ -7,11 +7,12 @@ import logging
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from helpers import SAMPLE_WAV, ffmpeg, run_cli
+from helpers import SAMPLE_WAV, ffmpeg, run_cli, two_people_clip
 from listenerctl.batch import RAY_INSTALL_HINT, _cluster_device, run_batch
 from listenerctl.errors import ListenerctlError
 from listenerctl.pipeline import GenerateOptions
@@ -78,6 +79,16 @@ def test_cli_joins_a_running_cluster_quietly(ray_address, small_folder, tmp_path
     report = json.loads((out / "batch_report.json").read_text())
     assert report["options"]["device"] == "cpu"  # 'auto' resolved against a cluster without GPUs
     assert (out / "sub" / "more speech" / "motion.npz").exists()
+
+
+def test_options_reach_the_items_on_ray(ray_address, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    two_people_clip(folder / "two people.mp4")
+    run_batch(folder, tmp_path / "out", replace(OPTS, face="1"), engine="ray")
+    manifest = json.loads((tmp_path / "out" / "two people" / "manifest.json").read_text())
+    assert manifest["options"]["face"] == "1" and manifest["people"]["chosen"] == 1
+    assert manifest["people"]["because"].startswith("face 1")
 
 
 def test_model_that_cannot_load_stops_the_batch_with_its_reason(ray_address, small_folder, tmp_path):

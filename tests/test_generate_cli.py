@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from helpers import SAMPLE_WAV, ffmpeg, run_cli, shared_file
+from helpers import SAMPLE_WAV, ffmpeg, run_cli, shared_file, two_people_clip
 from listenerctl.media import probe
 
 
@@ -128,11 +128,7 @@ def test_faces_lost_in_some_frames_are_interpolated_and_reported(tmp_path):
 @pytest.fixture(scope="module")
 def two_people(tmp_path_factory):
     """3 s of the two real talking faces side by side, the right one (B) larger, with A's audio."""
-    clip = tmp_path_factory.mktemp("two_people") / "two people.mp4"
-    ffmpeg("-i", str(shared_file("video/talking_face_8s.mp4")), "-i", str(shared_file("video/talking_face_b_8s.mp4")),
-           "-filter_complex", "[0:v]scale=256:256,pad=256:384:0:64[a];[1:v]scale=384:384[b];[a][b]hstack[v]",
-           "-map", "[v]", "-map", "0:a", "-t", "3", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(clip))
-    return clip
+    return two_people_clip(tmp_path_factory.mktemp("two_people") / "two people.mp4")
 
 
 @pytest.mark.parametrize("choice,person,because", [([], 0, "who talks most"), (["--face", "largest"], 1, "the largest face"),

@@ -320,9 +320,3 @@ def test_per_speaker_contributions_average_to_the_metrics():
     assert pairs[1, 3] == pytest.approx(np.sum((pred[1] - pred[3]) ** 2) / (k * t * d), rel=1e-9)
     with pytest.raises(ListenerctlError, match="unknown metric protocol"):
         react.speaker_contributions(pred, speaker, appropriate, "react2023")
-
-
-def test_cli_protocols_are_the_metric_protocols():
-    from listenerctl.cli import Protocol
-
-    assert [p.value for p in Protocol] == list(react.PROTOCOLS)

@@ -6,14 +6,17 @@ in the official nesting and loads them back, so only shapes, dtypes and value ra
 
 from __future__ import annotations
 
+import json
+
 import cv2
 import numpy as np
 import pytest
 import torch
 
+from helpers import SAMPLE_WAV, ffmpeg, run_cli, shared_file
 from listenerctl.errors import ListenerctlError
+from listenerctl.media import probe
 from renderers.pirender import PIRenderer, PIRenderGenerator, coefficient_windows, load_generator
-from helpers import shared_file
 
 SMALL = 64  # the smallest frame side the networks accept: keeps CPU forwards cheap
 
@@ -213,3 +216,16 @@ def test_bad_renderer_arguments_are_refused(react_checkpoint):
     with pytest.raises(ListenerctlError) as excinfo:
         PIRenderer(react_checkpoint, portrait, size=SMALL, device="cpu", mean_face=np.zeros(52))
     assert "52 values" in error_text(excinfo)
+
+
+def test_batch_renders_its_items_with_the_named_pirender_checkpoint(react_checkpoint, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    ffmpeg("-i", str(SAMPLE_WAV), "-t", "0.4", str(folder / "clip.wav"))  # 10 frames: PIRender is slow on a CPU
+    proc = run_cli("batch", folder, "-o", tmp_path / "out", "-k", 1, "--size", SMALL, "--render", "pirender",
+                   "--pirender-checkpoint", react_checkpoint, "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((tmp_path / "out" / "clip" / "manifest.json").read_text())
+    assert manifest["options"]["pirender_checkpoint"] == str(react_checkpoint)
+    assert "grid.mp4" in manifest["outputs"] and "portrait: the default" in manifest["notes"]
+    assert probe(tmp_path / "out" / "clip" / "sample_00.mp4").has_video

@@ -144,10 +144,14 @@ def test_evaluate_scores_models_and_saved_predictions(corpus_root, tmp_path):
     assert "not comparable with REACT 2024" in (tmp_path / "own" / "metrics.md").read_text()
 
 
-def test_evaluate_refuses_an_unknown_reference(corpus_root, tmp_path):
-    proc = run_cli("evaluate", "--data", corpus_root, "-m", "mean", "--reference", "rules", "-o", tmp_path / "r")
+@pytest.mark.parametrize("args,phrase", [
+    (["-m", "mean", "--reference", "rules"], "--reference rules is not one of the models scored (mean)"),
+    (["-m", "mean", "-m", "rules", "--reference", "rules", "--bootstrap", "0"], "needs bootstrap draws")])
+def test_evaluate_refuses_a_reference_it_cannot_compare_before_scoring(corpus_root, tmp_path, args, phrase):
+    proc = run_cli("evaluate", "--data", corpus_root, *args, "-o", tmp_path / "r")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "--reference rules is not one of the models scored" in proc.stderr
+    assert phrase in proc.stderr
+    assert not [line for line in proc.stderr.splitlines() if line.startswith("scored ")]  # refused before scoring
     assert not (tmp_path / "r").exists()
 
 

@@ -9,7 +9,7 @@ reactions judged appropriate for clip i (M_i may differ between clips).
 - FRDiv / FRDvs / FRVar (diversity): across the K samples of a clip / across clips / over time.
 - FRSyn (synchrony): mean |lag| of the best time-lagged cross-correlation with the speaker.
 
-Two protocols (`PROTOCOLS`): ``react2024``, the official REACT 2024 evaluation with its quirks
+Two protocols (`protocols.PROTOCOLS`): ``react2024``, the official REACT 2024 evaluation with its quirks
 (`evaluate_react_official`, which lists them), and ``listenerctl``, the project's own variants
 (`evaluate_react`): FRDist there sums Euclidean frame distances along the warping path (several times
 the official scale) and FRSyn averages all K samples, a constant channel counting as uncorrelated.
@@ -33,6 +33,7 @@ from scipy import fft
 
 from listenerctl.errors import ListenerctlError
 from listenerctl.metrics import checked
+from listenerctl.metrics.protocols import check_protocol
 
 EMOTION_DIM = 25
 # FRDist channel groups and weights: DTW(AU 0:15)/15 + DTW(valence, arousal) + DTW(expressions)/8.
@@ -360,9 +361,6 @@ def fr_syn(pred: np.ndarray, speaker: np.ndarray, max_lag: int = MAX_LAG) -> flo
 
 # --------------------------------------------------------------------------- all together
 
-PROTOCOLS = ("react2024", "listenerctl")
-
-
 def evaluate_react(pred: np.ndarray, speaker: np.ndarray, appropriate: Sequence[np.ndarray],
                    workers: int | None = None) -> dict[str, float]:
     """All six REACT metrics by this project's variants (protocol ``listenerctl``): FRCorr, FRDist
@@ -417,7 +415,7 @@ def evaluate_react_official(pred: np.ndarray, speaker_emotion: np.ndarray, appro
 
 def speaker_contributions(pred: np.ndarray, speaker: np.ndarray, appropriate: Sequence[np.ndarray],
                           protocol: str = "react2024", workers: int | None = None) -> dict[str, np.ndarray]:
-    """Each metric of ``protocol`` (see `PROTOCOLS`) by speaker clip, computed once for the bootstrap.
+    """Each metric of ``protocol`` (see `protocols.PROTOCOLS`) by speaker clip, computed once for the bootstrap.
 
     Returns name -> [N] values whose mean is the metric (FRCorr, FRDist, FRDiv, FRVar, FRSyn,
     FRSyn_all), or for FRDvs, which compares clips with each other, the [N, N] matrix of
@@ -425,8 +423,7 @@ def speaker_contributions(pred: np.ndarray, speaker: np.ndarray, appropriate: Se
     (see `evaluate_react_official`), ``listenerctl`` this project's variants (no FRSyn_all: its FRSyn
     already covers every sample).
     """
-    if protocol not in PROTOCOLS:
-        raise ListenerctlError(f"unknown metric protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}.")
+    check_protocol(protocol)
     pred = _check_pred(pred)
     appropriate = _check_appropriate(appropriate, pred)
     official = protocol == "react2024"
