@@ -80,9 +80,10 @@ def main() -> None:
     import torch
 
     from listenerctl.cospeech import CoSpeechOptions, write_videos
+    from listenerctl.data.beat import skeleton_from_card
     from listenerctl.media import load_audio, write_wav
+    from listenerctl.metrics.gesture import window_join_ratio
     from listenerctl.models import load_generator
-    from listenerctl.models.diffsheg import skeleton_from_card, window_join_ratio
 
     if args.threads:
         torch.set_num_threads(args.threads)

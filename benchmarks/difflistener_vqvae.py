@@ -18,9 +18,10 @@ from pathlib import Path
 import torch
 
 from listenerctl.data.corpus import load_corpus
-from listenerctl.models.difflistener import (DiffListener, DiffListenerModel, held_out_tiles, make_train_plan)
-from listenerctl.models.lbd import WindowSource
-from listenerctl.train import run_training
+from listenerctl.models.difflistener import DiffListener, DiffListenerModel
+from listenerctl.training.difflistener import held_out_tiles, make_train_plan
+from listenerctl.training.listener_windows import WindowSource
+from listenerctl.training.loop import run_training
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "checkpoints" / "difflistener.safetensors"

@@ -40,7 +40,7 @@ def test_windows(data: Path, window: int) -> torch.Tensor:
     """Every whole ``window``-frame window of the test reactions, normalised with the training set's
     statistics as the models see them: [N, w, 58]."""
     from listenerctl.data.corpus import load_corpus
-    from listenerctl.models.lbd import WindowSource, feature_statistics
+    from listenerctl.training.listener_windows import WindowSource, feature_statistics
     from listenerctl.models.sfms import ARKIT_DIM
 
     stats = feature_statistics(load_corpus(data, "train"))
@@ -64,8 +64,8 @@ def train_variant(data: Path, steps: int, batch_size: int, seed: int, selection:
                   k: int) -> tuple[float, float, float]:
     """Train one tokenizer variant on one CPU thread; return its test MSE, the test MSE of the same model
     through uniformly spaced keyframes, and the training seconds."""
-    from listenerctl.models.sfms import make_train_plan
-    from listenerctl.train import run_training
+    from listenerctl.training.loop import run_training
+    from listenerctl.training.sfms import make_train_plan
 
     torch.set_num_threads(1)
     plan = make_train_plan(data, seed=seed, selection=selection, keyframes=k, tokenizer_steps=steps,

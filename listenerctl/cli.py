@@ -222,24 +222,19 @@ def train(
     init: Annotated[Optional[Path], typer.Option("--init", help="Fine-tune: start from this checkpoint of the same model (its config, weights and normalisation); only the last training phase runs. Default OUT: checkpoints/MODEL-finetuned in the working directory.")] = None,
 ) -> None:
     """Train a learned model: resumable, seeded, loss curves as CSV + PNG, held-out metrics in the card."""
-    import importlib
-
     from listenerctl.checkpoint import checkpoint_paths
-    from listenerctl.models import REGISTRY
-    from listenerctl.train import run_training
+    from listenerctl.models import REGISTRY, train_plan_builder
+    from listenerctl.training.loop import run_training
 
-    entry = REGISTRY.get(model)
-    if entry is None or not entry.learned:
-        learned = ", ".join(n for n, e in REGISTRY.items() if e.learned) or "none registered"
-        raise ListenerctlError(f"{model!r} is not a trainable model; trainable: {learned}.")
-    module = importlib.import_module(entry.target.partition(":")[0])
+    make_train_plan = train_plan_builder(model)
+    entry = REGISTRY[model]
     if init is not None and entry.task != "listener":
         raise ListenerctlError(f"--init fine-tunes listener models; {model!r} is a {entry.task} model.")
     stem = stem or Path("checkpoints") / (model if init is None else f"{model}-finetuned")
     if init is not None and checkpoint_paths(init)[0].resolve() == checkpoint_paths(stem)[0].resolve():
         raise ListenerctlError(f"--out {stem} would overwrite the --init checkpoint; name another output.")
     where = resolve_device(device)
-    plan = module.make_train_plan(data, device=where, seed=seed, **({} if init is None else {"init": init}))
+    plan = make_train_plan(data, device=where, seed=seed, **({} if init is None else {"init": init}))
     card = run_training(plan, steps, stem, log_every=log_every, resume=resume, device=where,
                         amp=amp and where == "cuda", seed=seed)
     out.print(f"checkpoint: {stem}.safetensors (+ .json); held-out metrics: {json.dumps(card.get('metrics', {}))}")

@@ -89,7 +89,7 @@ def generate_cospeech(audio_path: str | Path, out_dir: str | Path, samples: int 
     """Run the cospeech job on ``audio_path`` (any audio or video file with speech) and publish
     ``out_dir/<stem>/``; returns that folder. ``samples``/``seed`` override ``options``; ``generator`` is
     a loaded `DiffSheg` (default: `load_cospeech` of the options)."""
-    from listenerctl.models.diffsheg import skeleton_from_card
+    from listenerctl.data.beat import skeleton_from_card
     from listenerctl.pipeline import _versions, file_sha256
 
     opts = CoSpeechOptions(**{**asdict(options or CoSpeechOptions()), "samples": samples, "seed": seed})

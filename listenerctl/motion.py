@@ -116,6 +116,13 @@ def resample(array: np.ndarray, src_fps: float, dst_fps: float, axis: int = -2) 
     return np.moveaxis(out.astype(array.dtype, copy=False), 0, axis)
 
 
+
+def fit_length(frames: np.ndarray, num_frames: int) -> np.ndarray:
+    """Cut or pad (repeating the last row) ``frames`` [T', C] to [num_frames, C]."""
+    if len(frames) >= num_frames:
+        return frames[:num_frames]
+    return np.concatenate([frames, np.repeat(frames[-1:], num_frames - len(frames), axis=0)])
+
 @dataclass
 class Motion:
     """Generated or extracted motion: ``data`` float32 [K, T, D] in ``spec`` channels at ``fps``."""

@@ -9,7 +9,7 @@ from listenerctl.conditioning import AudioFeatures, Conditioning, FaceFeatures
 from listenerctl.errors import ListenerctlError
 from listenerctl.models import load_generator
 from listenerctl.models.baselines import MeanListener, MimeListener, RandomListener
-from listenerctl.models.rules import value_range
+from listenerctl.models.listener_range import value_range
 
 FPS = 25.0
 

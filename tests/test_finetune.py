@@ -5,7 +5,6 @@ mismatches are one sentence."""
 
 from __future__ import annotations
 
-import importlib
 import json
 
 import pytest
@@ -14,8 +13,8 @@ import torch
 from helpers import run_cli
 from listenerctl.checkpoint import load_checkpoint, load_into
 from listenerctl.errors import ListenerctlError
-from listenerctl.models import load_generator
-from listenerctl.train import run_training
+from listenerctl.models import load_generator, train_plan_builder
+from listenerctl.training.loop import run_training
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -39,7 +38,7 @@ MODELS = {
 
 
 def plan_of(model: str, corpus, **kwargs):
-    return importlib.import_module(f"listenerctl.models.{model}").make_train_plan(corpus, seed=0, **kwargs)
+    return train_plan_builder(model)(corpus, seed=0, **kwargs)
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,8 @@ from listenerctl.errors import ListenerctlError
 from listenerctl.features.audio import extract_audio
 from listenerctl.media import load_audio
 from listenerctl.models import load_generator
-from listenerctl.models.difflistener import (DiffListener, DiffListenerConfig, MaskReplaceProcess, draw,
-                                             make_train_plan)
+from listenerctl.models.difflistener import DiffListener, DiffListenerConfig, MaskReplaceProcess, draw
+from listenerctl.training.difflistener import make_train_plan
 from listenerctl.motion import get_spec
 
 SHIPPED = ROOT / "checkpoints" / "difflistener.safetensors"
@@ -241,7 +241,7 @@ TINY = dict(window=32, overlap_tokens=1, code_dim=8, vq_width=16, width=32, head
 
 
 def test_two_phase_training_freezes_the_vqvae_and_reloads(tiny_corpus, tmp_path):
-    from listenerctl.train import run_training
+    from listenerctl.training.loop import run_training
 
     stem = tmp_path / "difflistener"
     plan = make_train_plan(tiny_corpus, seed=0, **TINY)

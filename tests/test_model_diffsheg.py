@@ -15,9 +15,11 @@ from listenerctl.errors import ListenerctlError
 from listenerctl.features.audio import extract_audio
 from listenerctl.media import load_audio, write_wav
 from listenerctl.models import REGISTRY, load_generator
-from listenerctl.models.diffsheg import (EXPRESSION_DIM, GESTURE_DIM, DiffSheg, DiffShegConfig, UniEG,
-                                         beat_speaker, diffusion_loss, gesture_speed, motion_energy,
-                                         parse_audio_encoder, skeleton_from_card, window_join_ratio)
+from listenerctl.data.beat import beat_speaker, skeleton_from_card
+from listenerctl.features.audio_encoder import PretrainedAudioEncoder, parse_audio_encoder
+from listenerctl.metrics.gesture import gesture_speed, motion_energy, window_join_ratio
+from listenerctl.models.diffsheg import EXPRESSION_DIM, FPS, GESTURE_DIM, DiffSheg, DiffShegConfig, UniEG
+from listenerctl.training.diffsheg import diffusion_loss, make_train_plan
 from listenerctl.models.layers import AdaptiveNorm
 from helpers import ROOT, run_cli, shared_file
 
@@ -160,14 +162,13 @@ def test_audio_encoder_spec_is_checked(tmp_path):
     with pytest.raises(ListenerctlError, match="does not exist"):
         parse_audio_encoder(f"hubert:{tmp_path / 'absent'}")
     assert parse_audio_encoder(f"hubert:{tmp_path}") == ("hubert", tmp_path)
-    from listenerctl.models.diffsheg import PretrainedAudioEncoder
 
     if find_spec("transformers") is None:
         with pytest.raises(ListenerctlError, match="needs the `transformers` package"):
-            PretrainedAudioEncoder("hubert", tmp_path)
+            PretrainedAudioEncoder("hubert", tmp_path, FPS)
     else:
         with pytest.raises(ListenerctlError, match="no hubert audio encoder could be loaded"):
-            PretrainedAudioEncoder("hubert", tmp_path)
+            PretrainedAudioEncoder("hubert", tmp_path, FPS)
 
 
 def test_audio_encoder_must_match_the_checkpoint(tmp_path):
@@ -240,8 +241,7 @@ def test_foppas_leaves_no_seams_on_two_minutes_of_speech(shipped):
 
 
 def test_training_a_tiny_model_on_the_beat_sample_writes_a_loadable_checkpoint(tmp_path):
-    from listenerctl.models.diffsheg import make_train_plan
-    from listenerctl.train import run_training
+    from listenerctl.training.loop import run_training
 
     data = shared_file("beat/2_scott_0_1_1.bvh").parent
     shared_file("video/talking_face_8s.mp4")
@@ -293,11 +293,10 @@ def save_tiny_hubert(folder) -> int:
 
 
 def test_hubert_features_feed_training_and_generation(tmp_path):
-    from listenerctl.models.diffsheg import PretrainedAudioEncoder, make_train_plan
-    from listenerctl.train import run_training
+    from listenerctl.training.loop import run_training
 
     hidden = save_tiny_hubert(tmp_path / "hubert")
-    encoder = PretrainedAudioEncoder("hubert", tmp_path / "hubert")
+    encoder = PretrainedAudioEncoder("hubert", tmp_path / "hubert", FPS)
     speech = load_audio(shared_file("beat/2_scott_0_1_1.wav"))[:16_000 * 3]
     features = encoder(speech, 45)
     assert features.shape == (45, hidden) and np.isfinite(features).all()

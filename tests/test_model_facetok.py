@@ -20,12 +20,11 @@ from listenerctl.media import load_audio
 from listenerctl.metrics.react import fr_corr, fr_dist, fr_div
 from listenerctl.models import load_generator
 from listenerctl.models.baselines import MeanListener, RandomListener
-from listenerctl.models.facetok import (GROUPS, CorpusTensors, FacetokConfig, FacetokListener, FacetokModel,
-                                        group_matrix, phase_of, plan_training, sample_top_k,
-                                        training_batches)
+from listenerctl.models.facetok import GROUPS, FacetokConfig, FacetokListener, FacetokModel, group_matrix, sample_top_k
 from listenerctl.models.rules import RuleListener
 from listenerctl.motion import ARKIT52, SPECS
-from listenerctl.train import run_training
+from listenerctl.training.facetok import CorpusTensors, phase_of, plan_training, training_batches
+from listenerctl.training.loop import run_training
 
 CHECKPOINT = ROOT / "checkpoints" / "facetok.safetensors"
 CORPUS = ROOT.parent / "corpus"

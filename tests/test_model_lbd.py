@@ -15,7 +15,8 @@ from listenerctl.errors import ListenerctlError
 from listenerctl.features.audio import extract_audio
 from listenerctl.media import load_audio
 from listenerctl.models import load_generator
-from listenerctl.models.lbd import LBDConfig, LBDListener, make_train_plan
+from listenerctl.models.lbd import LBDConfig, LBDListener
+from listenerctl.training.lbd import make_train_plan
 from listenerctl.motion import get_spec
 
 SHIPPED = ROOT / "checkpoints" / "lbd.safetensors"
@@ -130,7 +131,7 @@ TINY = dict(width=32, heads=4, latent_dim=4, denoiser_width=32, denoiser_layers=
 
 
 def test_two_phase_training_freezes_the_autoencoder_and_reloads(tiny_corpus, tmp_path):
-    from listenerctl.train import run_training
+    from listenerctl.training.loop import run_training
 
     stem = tmp_path / "lbd"
     plan = make_train_plan(tiny_corpus, seed=0, **TINY)

@@ -16,10 +16,11 @@ from listenerctl.errors import ListenerctlError
 from listenerctl.features.audio import extract_audio
 from listenerctl.media import load_audio
 from listenerctl.models import load_generator
-from listenerctl.models.sfms import SFMSConfig, SFMSListener, make_train_plan, temperature_at, token_batch
+from listenerctl.models.sfms import SFMSConfig, SFMSListener
 from listenerctl.models.sfms_keyframes import (Inpainter, KeyframeTokenizer, gumbel_top_k, hard_k_hot,
                                                nearest_keyframe_offset, neighbour_keyframes, relaxed_k_hot,
                                                uniform_k_hot)
+from listenerctl.training.sfms import make_train_plan, temperature_at, token_batch
 
 
 SHIPPED = ROOT / "checkpoints" / "sfms.safetensors"
@@ -216,7 +217,7 @@ TINY = dict(width=16, heads=2, position_dim=8, predictor_width=16, predictor_lay
 
 
 def test_two_phase_training_freezes_the_tokenizer_and_reloads(tiny_corpus, tmp_path):
-    from listenerctl.train import run_training
+    from listenerctl.training.loop import run_training
 
     stem = tmp_path / "sfms"
     plan = make_train_plan(tiny_corpus, seed=0, **TINY)
@@ -242,7 +243,7 @@ def test_two_phase_training_freezes_the_tokenizer_and_reloads(tiny_corpus, tmp_p
 
 def test_neutral_prefix_windows_start_cold(tiny_corpus):
     from listenerctl.data.corpus import load_corpus
-    from listenerctl.models.lbd import WindowSource, feature_statistics
+    from listenerctl.training.listener_windows import WindowSource, feature_statistics
 
     cfg = SFMSConfig(**{**TINY, "neutral_prefix": 1.0})
     train = load_corpus(tiny_corpus, "train")

@@ -10,9 +10,10 @@ import pytest
 import torch
 from torch import nn
 
+from helpers import run_cli
 from listenerctl.checkpoint import CARD_FIELDS, load_checkpoint
 from listenerctl.errors import ListenerctlError
-from listenerctl.train import TrainPlan, log_paths, run_training, state_paths
+from listenerctl.training.loop import TrainPlan, log_paths, run_training, state_paths
 
 
 class Interrupted(Exception):
@@ -141,3 +142,24 @@ def test_plan_card_must_describe_the_model(tmp_path):
     del plan.card["training_data"]
     with pytest.raises(ValueError, match="training_data"):
         run_training(plan, 1, tmp_path / "tiny")
+
+
+def test_the_registry_names_each_learned_models_plan_builder():
+    import listenerctl.training.lbd
+    from listenerctl.models import REGISTRY, train_plan_builder   # the registry, not a model file
+
+    learned = [name for name, entry in REGISTRY.items() if entry.learned]
+    assert set(learned) == {"lbd", "difflistener", "sfms", "facetok", "diffsheg"}
+    for name in learned:
+        builder = train_plan_builder(name)
+        assert callable(builder) and builder.__module__ == f"listenerctl.training.{name}"
+    assert train_plan_builder("lbd") is listenerctl.training.lbd.make_train_plan
+    for name in ("rules", "mean", "nonsense"):
+        with pytest.raises(ListenerctlError, match=f"'{name}' is not a trainable model; trainable: diffsheg, "):
+            train_plan_builder(name)
+
+
+def test_cli_train_of_a_model_without_training_is_one_sentence(tmp_path):
+    result = run_cli("train", "rules", "--data", str(tmp_path), "--out", str(tmp_path / "rules"))
+    assert result.returncode == 2 and "'rules' is not a trainable model" in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr and not list(tmp_path.iterdir())

@@ -218,8 +218,8 @@ def text_corpus(tmp_path_factory, tiny_corpus, tiny_text_encoder):
 
 def test_corpus_keeps_transcript_embeddings_and_training_uses_them(text_corpus, tiny_text_encoder, tmp_path):
     from listenerctl.data.corpus import load_corpus, read_card
-    from listenerctl.models.difflistener import make_train_plan
-    from listenerctl.train import run_training
+    from listenerctl.training.difflistener import make_train_plan
+    from listenerctl.training.loop import run_training
 
     corpus, speech = text_corpus
     assert read_card(corpus)["text_encoder"] == {"folder": str(tiny_text_encoder), "dim": 16}
@@ -284,9 +284,9 @@ def test_difflistener_learns_a_listener_who_smiles_at_one_word(tmp_path, tiny_te
     from listenerctl.data.synth import SynthOptions, build_corpus
     from listenerctl.emotion import emotion_from_arkit
     from listenerctl.media import write_wav
-    from listenerctl.models.difflistener import make_train_plan
+    from listenerctl.training.difflistener import make_train_plan
     from listenerctl.motion import get_spec
-    from listenerctl.train import run_training
+    from listenerctl.training.loop import run_training
 
     rng = np.random.default_rng(0)
     speech, seconds, clip = tmp_path / "speech", 30.0, 125

@@ -426,3 +426,32 @@ def write_live_link_csv(path: str | Path, motion: Motion, sample: int = 0) -> No
         writer.writerow(LIVE_LINK_COLUMNS)
         for i, row in enumerate(values):
             writer.writerow([_timecode(i, motion.fps), count, *(f"{v:.6f}" for v in row)])
+
+
+# ---------------------------------------------------------------- speakers and skeletons in checkpoint cards
+
+_BEAT_NAME = re.compile(r"^\d+_([a-z]+)_", re.IGNORECASE)
+
+
+def beat_speaker(stem: str) -> str:
+    """BEAT speaker name of a file stem like '2_scott_0_1_1' ('scott'); the stem itself otherwise."""
+    match = _BEAT_NAME.match(stem)
+    return match.group(1).lower() if match else stem
+
+
+def skeleton_to_card(skeleton: Skeleton) -> dict:
+    """A `Skeleton` as JSON-ready lists: names, parents, offsets, channels, end_sites."""
+    return {"names": list(skeleton.names), "parents": [int(p) for p in skeleton.parents],
+            "offsets": np.asarray(skeleton.offsets).round(6).tolist(), "channels": [list(c) for c in skeleton.channels],
+            "end_sites": {str(j): np.asarray(v).round(6).tolist() for j, v in skeleton.end_sites.items()}}
+
+
+def skeleton_from_card(card: dict) -> Skeleton:
+    """The `Skeleton` stored by `skeleton_to_card`; one sentence when the card lacks it."""
+    try:
+        entry = card["skeleton"]
+        return Skeleton(tuple(entry["names"]), np.array(entry["parents"], dtype=np.int64),
+                        np.array(entry["offsets"], dtype=np.float64), tuple(tuple(c) for c in entry["channels"]),
+                        {int(j): np.array(v, dtype=np.float64) for j, v in entry["end_sites"].items()})
+    except (KeyError, TypeError, ValueError):
+        raise ListenerctlError("the diffsheg checkpoint card holds no readable BEAT skeleton header.") from None

@@ -9,6 +9,8 @@ Motion is [N, T, D] joint angles (e.g. beat141, degrees) at ``fps``; audio is mo
   over motion beats of exp(−d²/(2σ²)), d the time to the nearest onset, σ = 0.1 s. It lies in
   [0, 1] and is 1 when every motion beat falls on an onset.
 - Diversity: mean distance between the K samples generated for the same input.
+- Motion energy (mean absolute frame-to-frame change), gesture speed (mean joint speed by forward
+  kinematics) and the window-join ratio (velocity jumps at FOPPAS window seams over elsewhere).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage
 
+from listenerctl.data.beat import Skeleton, beat141_joint_indices, expand_beat141, forward_kinematics
 from listenerctl.errors import ListenerctlError
 from listenerctl.metrics import checked
 from listenerctl.metrics.l2l import frechet_distance
@@ -113,3 +116,35 @@ def diversity(samples, order: int = 1) -> float:
     distances = [np.linalg.norm(values[:, k] - values[:, m], ord=order, axis=-1).mean()
                  for k, m in zip(first, second)]
     return float(np.mean(distances))
+
+
+def motion_energy(data: np.ndarray) -> float:
+    """Mean absolute frame-to-frame change of motion [K, T, D] (units per frame)."""
+    return float(np.abs(np.diff(data, axis=1)).mean()) if data.shape[1] > 1 else 0.0
+
+
+def gesture_speed(gesture: np.ndarray, skeleton: Skeleton) -> float:
+    """Mean speed of the 47 beat141 joints in cm per frame for gestures [K, T, 141] over ``skeleton``
+    (forward kinematics; unlike angle changes it is not inflated by Euler angles near gimbal lock)."""
+    if gesture.shape[1] < 2:
+        return 0.0
+    joints = beat141_joint_indices(skeleton)
+    speeds = [np.linalg.norm(np.diff(forward_kinematics(skeleton, expand_beat141(skeleton, g))[:, joints], axis=0),
+                             axis=-1).mean() for g in gesture]
+    return float(np.mean(speeds))
+
+
+def window_join_ratio(data: np.ndarray, window: int, overlap: int) -> float:
+    """FOPPAS seam check for motion [K, T, D] generated with ``window``/``overlap``: the mean absolute
+    velocity jump |v_t − v_{t−1}| (v_t = x_t − x_{t−1}) on the frames where a window's overlap begins or
+    ends (and the frame after), divided by its mean on every other frame. About 1 means no visible seam."""
+    from listenerctl.models.windows import plan_windows  # torch: imported only for this check
+
+    jump = np.abs(np.diff(data, n=2, axis=1)).mean(axis=(0, 2))  # jump[i] sits at frame i + 2
+    plan = plan_windows(data.shape[1], window, overlap)
+    edges = [e for (start, _), (_, done) in zip(plan[1:], plan) for e in (start, start + 1, done, done + 1)]
+    at_join = np.zeros(len(jump), bool)
+    at_join[[e - 2 for e in edges if 2 <= e < len(jump) + 2]] = True
+    if not at_join.any() or at_join.all():
+        raise ValueError("motion has no window joins to measure")
+    return float(jump[at_join].mean() / max(jump[~at_join].mean(), 1e-12))

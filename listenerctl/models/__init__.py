@@ -1,26 +1,40 @@
-"""Registry of generators: name → how to build it. Imports are lazy so the CLI starts fast."""
+"""Registry of generators: name → how to build it and, for a learned one, how to train it. Model and
+training modules are imported only when an entry is used (`resolve`), so the CLI starts fast."""
 
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 from listenerctl.errors import ListenerctlError
 from listenerctl.models.base import Generator
 from listenerctl.paths import SHIPPED_DIR
 
 
+def resolve(target: str) -> Any:
+    """The object a 'module:attribute' string names, importing its module (the registry's one lazy import)."""
+    module_name, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module_name), attribute)
+
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A registered generator: ``target`` is 'module:Class'; ``task`` is 'listener' or 'cospeech'."""
+    """A registered generator: ``target`` is 'module:Class'; ``task`` is 'listener' or 'cospeech'; a learned
+    model's ``trainer`` is 'module:function', its training plan builder (``make_train_plan(data, device,
+    seed, [init,] **config_overrides)`` returning a `training.loop.TrainPlan`)."""
 
     name: str
     target: str
     task: str
     description: str
-    learned: bool = False
+    trainer: str | None = None
+
+    @property
+    def learned(self) -> bool:
+        """Whether the model is trained (has a trainer and loads a checkpoint)."""
+        return self.trainer is not None
 
     def default_checkpoint(self) -> Path | None:
         path = SHIPPED_DIR / f"{self.name}.safetensors"
@@ -38,15 +52,19 @@ REGISTRY: dict[str, ModelEntry] = {e.name: e for e in (
                "baseline: a constant neutral pose"),
     ModelEntry("diffsheg", "listenerctl.models.diffsheg:DiffSheg", "cospeech",
                "DiffSHEG UniEG: speaker face (51 ARKit weights) and upper-body gestures (BEAT) from speech",
-               learned=True),
+               trainer="listenerctl.training.diffsheg:make_train_plan"),
     ModelEntry("difflistener", "listenerctl.models.difflistener:DiffListener", "listener",
-               "DiffListener: VQ-VAE motion tokens drawn by mask-and-replace discrete diffusion", learned=True),
+               "DiffListener: VQ-VAE motion tokens drawn by mask-and-replace discrete diffusion",
+               trainer="listenerctl.training.difflistener:make_train_plan"),
     ModelEntry("lbd", "listenerctl.models.lbd:LBDListener", "listener",
-               "Latent Behavior Diffusion: latent diffusion over 2 s windows, speaker-conditioned", learned=True),
+               "Latent Behavior Diffusion: latent diffusion over 2 s windows, speaker-conditioned",
+               trainer="listenerctl.training.lbd:make_train_plan"),
     ModelEntry("sfms", "listenerctl.models.sfms:SFMSListener", "listener",
-               "Sparse Facial Motion Structure: keyframe tokens predicted from the speaker, frames inpainted", learned=True),
+               "Sparse Facial Motion Structure: keyframe tokens predicted from the speaker, frames inpainted",
+               trainer="listenerctl.training.sfms:make_train_plan"),
     ModelEntry("facetok", "listenerctl.models.facetok:FacetokListener", "listener",
-               "FSQ facial tokens (1000 codes) predicted 32 frames at a time from the speaker", learned=True),
+               "FSQ facial tokens (1000 codes) predicted 32 frames at a time from the speaker",
+               trainer="listenerctl.training.facetok:make_train_plan"),
 )}
 
 
@@ -65,8 +83,7 @@ def load_generator(name: str, checkpoint: Path | None = None, device: str = "cpu
         raise ListenerctlError(f"{what} not a {TASK_WORDS[task]} model; --task {task} takes {fitting}.")
     if entry is None:
         raise ListenerctlError(f"unknown model {name!r}; available: {', '.join(REGISTRY)}.")
-    module_name, _, class_name = entry.target.partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
+    cls = resolve(entry.target)
     if not entry.learned:
         if checkpoint is not None:
             raise ListenerctlError(f"model {name!r} takes no checkpoint.")
@@ -76,3 +93,13 @@ def load_generator(name: str, checkpoint: Path | None = None, device: str = "cpu
         raise ListenerctlError(f"checkpoint for {name!r} not found at {path}; train one with "
                                f"`listenerctl train {name}` or pass --checkpoint.")
     return cls.from_checkpoint(Path(path), device=device)
+
+
+def train_plan_builder(name: str) -> Callable[..., Any]:
+    """The ``make_train_plan`` of the learned model registered as ``name`` (its entry's ``trainer``); one
+    sentence when ``name`` is unknown or not trained."""
+    entry = REGISTRY.get(name)
+    if entry is None or entry.trainer is None:
+        learned = ", ".join(n for n, e in REGISTRY.items() if e.learned) or "none registered"
+        raise ListenerctlError(f"{name!r} is not a trainable model; trainable: {learned}.")
+    return resolve(entry.trainer)

@@ -9,7 +9,7 @@ from scipy.ndimage import gaussian_filter1d
 from listenerctl.conditioning import Conditioning
 from listenerctl.errors import ListenerctlError
 from listenerctl.models.base import Generator
-from listenerctl.models.rules import value_range
+from listenerctl.models.listener_range import value_range
 from listenerctl.motion import Motion, get_spec
 
 MIME_LAG_S = 0.5
@@ -37,7 +37,7 @@ class MimeListener(Generator):
 
 class RandomListener(Generator):
     """Speaker-blind motion: every arkit58 channel follows its own smooth random walk inside the rule
-    listener's value range (`rules.value_range`), folded back at the range's ends. Velocities are white
+    listener's value range (`listener_range.value_range`), folded back at the range's ends. Velocities are white
     noise smoothed by a 0.25 s Gaussian; a walk moves about half its range in 4 s. Channels the rules
     never move stay at 0. Sample k depends only on (seed, k)."""
 

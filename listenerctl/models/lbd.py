@@ -26,7 +26,7 @@ normalised per channel with the training set's mean and standard deviation.
   Network calls take at most `WINDOW_CHUNK` windows × K samples, so memory is bounded apart from the
   output itself.
 
-Training (`make_train_plan`, shared trainer) has two phases switched by ``on_step``: the first
+Training (`training.lbd.make_train_plan`, shared trainer) has two phases switched by ``on_step``: the first
 ``autoencoder_steps`` train Er/Dr on reconstruction (MSE on the normalised features) while tracking the
 latent's per-channel mean and spread; afterwards Er/Dr are frozen, the training reactions' styles and
 their Gaussian are computed, and the denoiser and the speaker branch (audio MLP, presence vectors) learn
@@ -39,20 +39,18 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from listenerctl.checkpoint import config_from_card, load_checkpoint, load_into
 from listenerctl.conditioning import Conditioning
-from listenerctl.data.corpus import Corpus, load_corpus, training_data_card
 from listenerctl.errors import ListenerctlError
 from listenerctl.models.base import Generator
 from listenerctl.models.diffusion import DDIMSampler, NoiseSchedule, PLMSSampler, Sampler, sample
 from listenerctl.models.layers import PositionalEncoding, TimestepEmbedding, TransformerEncoder
+from listenerctl.models.speaker import speaker_tensors
 from listenerctl.models.windows import outpaint, plan_windows
 from listenerctl.motion import Motion, get_spec
 
@@ -63,8 +61,6 @@ ARKIT_DIM = SPEC.dim                                  # 58
 MOTION_DIM = ARKIT_DIM + get_spec("emotion25").dim    # 83: arkit58 then emotion25
 AUDIO_DIM = 123                                       # AudioFeatures.matrix() columns
 BLENDSHAPES = 52                                      # arkit58 channels held in [0, 1]
-STATISTICS = ("motion_mean", "motion_std", "audio_mean", "audio_std")  # buffers `feature_statistics` fills
-STD_FLOOR = 0.05                                      # normalisation never divides by less than this
 SAMPLERS = ("plms", "ddim")
 WINDOW_CHUNK = 64                                     # windows per batched network call (bounds memory)
 FRAME_KERNEL = 5                                      # frames seen by Dr's last (frame-rate) layer
@@ -441,215 +437,3 @@ class LBDListener(Generator):
     def describe(self) -> dict:
         return {**self.checkpoint, "config": asdict(self.model.cfg), "sampling_steps": self.steps,
                 "sampler": self.sampler}
-
-
-def speaker_arrays(cond: Conditioning) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """The speaker's audio features [T, 123] and face [T, 83] (arkit58 + emotion25) as float32, or None."""
-    audio = None if cond.audio is None else cond.audio.matrix()
-    face = None if cond.face is None else np.concatenate(
-        [np.asarray(cond.face.arkit, np.float32), np.asarray(cond.face.emotion, np.float32)], axis=1)
-    return audio, face
-
-
-def speaker_tensors(cond: Conditioning, device: torch.device | str) -> tuple[Tensor | None, Tensor | None]:
-    """`speaker_arrays` as tensors on ``device``: audio [T, 123] and face [T, 83] float32, or None."""
-    return tuple(None if x is None else torch.from_numpy(x).to(device) for x in speaker_arrays(cond))
-
-
-def listener_splits(data: Path, model: str) -> tuple[Corpus, Corpus]:
-    """The train and val splits of the corpus at ``data``; one sentence unless its listeners are arkit58."""
-    train, val = load_corpus(data, "train"), load_corpus(data, "val")
-    if train.spec != SPEC.name:
-        raise ListenerctlError(f"{model} learns arkit58 listeners; the corpus at {data} holds {train.spec}.")
-    return train, val
-
-
-# ---------------------------------------------------------------- training
-
-EVAL_SAMPLES = 10
-EVAL_WINDOWS = 256
-
-
-def feature_statistics(corpus: Corpus) -> dict[str, np.ndarray]:
-    """Per-channel mean and spread (floored at `STD_FLOOR`) of the listener motion [83] and the speaker
-    audio features [123] of ``corpus``, keyed like the model's buffers."""
-    motion = np.concatenate([np.concatenate([c.reactions, c.reaction_emotion], axis=-1).reshape(-1, MOTION_DIM)
-                             for c in corpus.clips])
-    audios = [a for a, _ in map(speaker_arrays, (c.cond for c in corpus.clips)) if a is not None]
-    audio = np.concatenate(audios) if audios else np.zeros((1, AUDIO_DIM), np.float32)
-    stats = {}
-    for name, values in (("motion", motion), ("audio", audio)):
-        stats[f"{name}_mean"] = values.mean(axis=0)
-        stats[f"{name}_std"] = np.maximum(values.std(axis=0), STD_FLOOR)
-    return stats
-
-
-@dataclass
-class WindowSource:
-    """A corpus split laid out for drawing training windows, as tensors on the training device.
-
-    listener [R·T, 83]: every reaction's normalised frames, one after another; audio [S·T, 123] and face
-    [S·T, 83]: every speaker clip's normalised features (zeros where the clip lacks them); reactions
-    [R, 5] int: per reaction its first listener row, its speaker's first row, its frame count and the
-    speaker's audio / face presence. Transcript embeddings, when the corpus has them: text_table [U + 1, E]
-    (every clip's unit embeddings, then a zero row; E = 0 without text), text_rows [S·T] long (per speaker
-    frame its row of text_table) and has_text [R] bool (the reaction's speaker clip has a transcript).
-    """
-
-    listener: Tensor
-    audio: Tensor
-    face: Tensor
-    reactions: np.ndarray
-    text_table: Tensor
-    text_rows: Tensor
-    has_text: np.ndarray
-
-    @classmethod
-    def from_corpus(cls, corpus: Corpus, stats: dict[str, np.ndarray], device: str) -> "WindowSource":
-        def normalised(values: np.ndarray | None, name: str, frames: int, dim: int) -> np.ndarray:
-            if values is None:
-                return np.zeros((frames, dim), np.float32)
-            return ((values - stats[f"{name}_mean"]) / stats[f"{name}_std"]).astype(np.float32)
-
-        listener, audio, face, reactions, has_text = [], [], [], [], []
-        text_dims = {c.cond.text.dim for c in corpus.clips if c.cond.text is not None}
-        if len(text_dims) > 1:
-            raise ListenerctlError(f"the {corpus.split} split of {corpus.root} mixes transcript embeddings of "
-                                   f"{' and '.join(map(str, sorted(text_dims)))} channels; embed every transcript "
-                                   "with the same text encoder.")
-        text_dim = text_dims.pop() if text_dims else 0
-        tables, text_rows, units = [], [], 0
-        listener_row = speaker_row = 0
-        for clip in corpus.clips:
-            frames = clip.cond.num_frames
-            clip_audio, clip_face = speaker_arrays(clip.cond)
-            audio.append(normalised(clip_audio, "audio", frames, AUDIO_DIM))
-            face.append(normalised(clip_face, "motion", frames, MOTION_DIM))
-            text = clip.cond.text
-            if text is not None:
-                tables.append(text.embeddings.astype(np.float32))
-            text_rows.append(np.where(text.unit >= 0, text.unit + units, -1) if text is not None else
-                             np.full(frames, -1))
-            units += 0 if text is None else len(text.embeddings)
-            motion = np.concatenate([clip.reactions[:, :frames], clip.reaction_emotion[:, :frames]], axis=-1)
-            for reaction in motion:
-                listener.append(normalised(reaction, "motion", frames, MOTION_DIM))
-                reactions.append((listener_row, speaker_row, frames, clip_audio is not None, clip_face is not None))
-                has_text.append(text is not None)
-                listener_row += frames
-            speaker_row += frames
-        stacked = lambda parts: torch.from_numpy(np.concatenate(parts)).to(device)  # noqa: E731
-        rows = np.concatenate(text_rows)
-        return cls(stacked(listener), stacked(audio), stacked(face), np.asarray(reactions, np.int64),
-                   stacked([*tables, np.zeros((1, text_dim), np.float32)]),
-                   torch.from_numpy(np.where(rows < 0, units, rows).astype(np.int64)).to(device),
-                   np.asarray(has_text, bool))
-
-    @property
-    def text_dim(self) -> int:
-        """Channels of the corpus's transcript embeddings (0 when it has none)."""
-        return int(self.text_table.shape[1])
-
-    def batch(self, rng: np.random.Generator, size: int, window: int, face_drop: float, audio_drop: float,
-              text_drop: float = 0.0) -> dict:
-        """``size`` random ``window``-frame windows: listener [B, w, 83], speaker audio [B, w, 123] and
-        face [B, w, 83], presence flags has_audio / has_face [B] bool after the random drops, and the
-        index of each window's reaction, reaction [B]. When the corpus has transcripts also text [B, w, E]
-        (zeros between units) and has_text [B] bool (after dropping a present transcript with
-        probability ``text_drop``)."""
-        usable = np.flatnonzero(self.reactions[:, 2] >= window)
-        if len(usable) == 0:
-            raise ListenerctlError(f"no reaction in the corpus is as long as one {window}-frame lbd window.")
-        reaction = rng.choice(usable, size)
-        listener_row, speaker_row, frames, has_audio, has_face = self.reactions[reaction].T
-        start = (rng.random(size) * (frames - window + 1)).astype(np.int64)
-        offsets = np.arange(window)
-        keep_face = has_face.astype(bool) & (rng.random(size) >= face_drop)
-        keep_audio = has_audio.astype(bool) & ~(keep_face & (rng.random(size) < audio_drop))
-        speaker_rows = torch.from_numpy((speaker_row + start)[:, None] + offsets)
-        device = self.listener.device
-        batch = {"listener": self.listener[torch.from_numpy((listener_row + start)[:, None] + offsets)],
-                 "audio": self.audio[speaker_rows], "face": self.face[speaker_rows],
-                 "has_audio": torch.from_numpy(keep_audio).to(device), "has_face": torch.from_numpy(keep_face).to(device),
-                 "reaction": torch.from_numpy(reaction).to(device)}
-        if self.text_dim:
-            keep_text = self.has_text[reaction] & (rng.random(size) >= text_drop)
-            batch["text"] = self.text_table[self.text_rows[speaker_rows.to(device)]]
-            batch["has_text"] = torch.from_numpy(keep_text).to(device)
-        return batch
-
-    def tiles(self, window: int) -> Tensor:
-        """Every reaction cut into J whole ``window``-frame windows from its start, J set by the shortest
-        reaction: normalised listener frames [R, J, w, 83]."""
-        count = int(self.reactions[:, 2].min()) // window
-        if count == 0:
-            raise ListenerctlError(f"a reaction in the corpus is shorter than one {window}-frame lbd window.")
-        rows = torch.from_numpy(self.reactions[:, :1] + np.arange(count * window)).to(self.listener.device)
-        return self.listener[rows].view(len(self.reactions), count, window, MOTION_DIM)
-
-
-def make_train_plan(data: Path, device: str = "cpu", seed: int = 0, init: Path | None = None, **config_overrides):
-    """The `TrainPlan` for the shared trainer on the corpus at ``data`` (its train split; val is held out).
-
-    With ``init`` (fine-tuning) the config, weights and normalisation statistics come from that checkpoint,
-    and training starts in the diffusion phase (Er / Dr stay frozen; the learning-rate warmup restarts)."""
-    from listenerctl.evaluate import Predictions, score
-    from listenerctl.train import TrainPlan, config_with, load_init, start_model
-
-    start = None if init is None else load_init(init, NAME, LBDConfig)
-    cfg = config_with(LBDConfig, config_overrides, NAME, start and start.config)
-    train, val = listener_splits(data, NAME)
-    torch.manual_seed(seed)
-    model = start_model(LatentBehaviorDiffusion, cfg, start)
-    stats = feature_statistics(train) if start is None else start.statistics(STATISTICS)
-    if start is None:
-        for name, values in stats.items():
-            getattr(model, name).copy_(torch.from_numpy(values))
-    model.to(device)
-    source, held_out = (WindowSource.from_corpus(c, stats, device) for c in (train, val))
-    optimizers = [torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-                  for params in (model.autoencoder_parameters(), model.diffusion_parameters())]
-    phase = {"diffusion": False}
-
-    def on_step(step: int) -> None:
-        diffusion = step >= cfg.autoencoder_steps
-        phase["diffusion"] = diffusion
-        for param in model.autoencoder_parameters():   # phase 2 trains around a frozen Er / Dr
-            param.requires_grad_(not diffusion)
-        since = step - cfg.autoencoder_steps if diffusion else step
-        for group in optimizers[int(diffusion)].param_groups:
-            group["lr"] = cfg.lr * min(1.0, (since + 1) / cfg.warmup_steps)
-
-    styles: dict[str, Tensor] = {}  # phase 2: each training reaction's style, from the frozen Er
-
-    def loss(batch: dict) -> dict:
-        if not phase["diffusion"]:
-            return model.reconstruction_loss(batch)
-        if "train" not in styles:
-            styles["train"] = model.reaction_styles(source.tiles(cfg.window))
-            model.fit_style_prior(styles["train"])
-        return model.diffusion_loss({**batch, "style": styles["train"][batch["reaction"]]})
-
-    def batches() -> Iterator[dict]:
-        rng = np.random.default_rng(seed)
-        while True:
-            yield source.batch(rng, cfg.batch_size, cfg.window, cfg.face_drop, cfg.audio_drop)
-
-    def evaluate() -> dict:
-        batch = held_out.batch(np.random.default_rng(seed + 1), EVAL_WINDOWS, cfg.window, 0.0, 0.0)
-        recon = model.decoder(model.encoder(model.encoder.embed_motion(batch["listener"])))
-        noise = torch.Generator(device).manual_seed(seed + 1)
-        batch["style"] = model.reaction_styles(held_out.tiles(cfg.window))[batch["reaction"]]
-        generator = LBDListener(model)
-        motion = np.stack([generator.generate(generator.usable(clip.cond), EVAL_SAMPLES, seed + i).data
-                           for i, clip in enumerate(val.clips)])
-        react = score(Predictions(NAME, motion), val)
-        return {"val_recon_mse": F.mse_loss(recon, batch["listener"]),
-                "val_eps_mse": model.diffusion_loss(batch, noise)["eps"],
-                **{f"val_{name}_k{EVAL_SAMPLES}": value for name, value in react.items()}}
-
-    card = {"model": NAME, "config": asdict(cfg), "spec": SPEC.name, "fps": FPS,
-            "training_data": training_data_card(train, val, len(source.reactions))}
-    return TrainPlan(model, optimizers, batches(), loss, evaluate, card, on_step,
-                     first_step=0 if start is None else cfg.autoencoder_steps,
-                     init=None if start is None else start.card)

@@ -37,11 +37,10 @@ from scipy.signal import lfilter
 from listenerctl.conditioning import Conditioning
 from listenerctl.features.audio import bool_runs, smooth_activity
 from listenerctl.models.base import Generator
+from listenerctl.models.listener_range import CH, DEG, value_range
 from listenerctl.motion import Motion, get_spec
 
 SPEC = get_spec("arkit58")
-CH = {name: i for i, name in enumerate(SPEC.channels)}
-DEG = np.pi / 180.0
 
 NOD_AMPLITUDE_DEG = (4.0, 12.0)
 NOD_DURATION_S = (0.4, 0.8)
@@ -57,34 +56,11 @@ BROW_REFRACTORY_S = 2.0
 JAW_SPREAD_SPEAKING = 0.02
 EYE_LOOK_RAD = (28.0 * DEG, 22.0 * DEG)   # face rig: eyeLookIn/Out and eyeLookUp/Down at weight 1
 
-# Highest weight the rules give each blendshape (all others stay 0); pose limits are symmetric.
-BLENDSHAPE_LIMITS = {
-    "eyeBlinkLeft": 1.0, "eyeBlinkRight": 1.0, "eyeSquintLeft": 0.6, "eyeSquintRight": 0.6,
-    "eyeWideLeft": 0.4, "eyeWideRight": 0.4, "browInnerUp": 0.9, "browOuterUpLeft": 0.8,
-    "browOuterUpRight": 0.8, "browDownLeft": 0.15, "browDownRight": 0.15, "mouthSmileLeft": 1.0,
-    "mouthSmileRight": 1.0, "cheekSquintLeft": 0.5, "cheekSquintRight": 0.5, "mouthDimpleLeft": 0.3,
-    "mouthDimpleRight": 0.3, "mouthClose": 0.1, "mouthPressLeft": 0.15, "mouthPressRight": 0.15,
-    "mouthFrownLeft": 0.1, "mouthFrownRight": 0.1, "jawOpen": 0.05,
-    **{f"eyeLook{d}{s}": 0.6 for d in ("Up", "Down", "In", "Out") for s in ("Left", "Right")},
-}
-POSE_LIMITS = {"headPitch": 20.0 * DEG, "headYaw": 15.0 * DEG, "headRoll": 10.0 * DEG,
-               "headTx": 2.0, "headTy": 2.0, "headTz": 2.0}
 # Resting expression: each sample holds U(0, max) of these.
 OFFSET_MAX = {"browInnerUp": 0.15, "browDownLeft": 0.1, "browDownRight": 0.1, "eyeSquintLeft": 0.2,
               "eyeSquintRight": 0.2, "eyeWideLeft": 0.1, "eyeWideRight": 0.1, "mouthSmileLeft": 0.15,
               "mouthSmileRight": 0.15, "mouthClose": 0.08, "mouthPressLeft": 0.12, "mouthPressRight": 0.12,
               "mouthFrownLeft": 0.08, "mouthFrownRight": 0.08, "jawOpen": 0.04}
-
-
-def value_range() -> tuple[np.ndarray, np.ndarray]:
-    """Lowest and highest value [58] each arkit58 channel takes under the rule listener."""
-    high = np.zeros(SPEC.dim, np.float32)
-    for name, limit in {**BLENDSHAPE_LIMITS, **POSE_LIMITS}.items():
-        high[CH[name]] = limit
-    low = np.zeros_like(high)
-    for name, limit in POSE_LIMITS.items():
-        low[CH[name]] = -limit
-    return low, high
 
 
 @dataclass(frozen=True)

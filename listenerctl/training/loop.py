@@ -1,8 +1,8 @@
 """The shared training loop every learned model uses (``listenerctl train MODEL``).
 
-A model module builds a `TrainPlan` (its module, optimisers, an endless batch iterator, a loss and a
-held-out evaluation, and the card describing it); `run_training` runs the plan for ``steps`` steps and
-writes, beside ``out_stem``:
+A model's training module (`training.<model>`) builds a `TrainPlan` (its module, optimisers, an endless
+batch iterator, a loss and a held-out evaluation, and the card describing it); `run_training` runs the plan
+for ``steps`` steps and writes, beside ``out_stem``:
 
 - ``<stem>.log.csv``   — every loss term averaged over each ``log_every`` steps (plus the gradient norm);
 - ``<stem>.loss.png``  — those curves (matplotlib, Agg);
