@@ -45,7 +45,8 @@ def generators():
 @pytest.fixture(scope="module")
 def speakers():
     """(speaker, fps, takes_face) → conditioning for 8 s of a real speaker: 'talk' is the shipped samples/talk.wav,
-    'radio' another person (../shared/data/speech/radio_8s.wav); listener models also get a speaker face."""
+    'radio' another person (../shared/data/speech/radio_8s.wav); listener models also get a speaker face
+    (`synthetic_face`, a different one per speaker: no real face features are extracted, to keep the tests fast)."""
     made: dict[tuple, Conditioning] = {}
     sources = {"talk": (lambda: SAMPLE_WAV, 3), "radio": (lambda: shared_file("speech/radio_8s.wav"), 4)}
 
