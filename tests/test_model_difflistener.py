@@ -102,29 +102,16 @@ def test_draw_follows_the_probabilities():
 
 # ---------------------------------------------------------------- the shipped checkpoint
 
-def test_shipped_checkpoint_card_records_training(shipped):
+def test_shipped_checkpoint_card_records_both_phases(shipped):
+    """(What every card records is checked for every model in test_models_registry.py.)"""
     _, card = load_checkpoint(SHIPPED, expected_model="difflistener")
     cfg = card["config"]
     assert cfg["codebook"] == 256 and cfg["downsample"] == 8 and cfg["diffusion_steps"] == 100
     assert card["steps"] > cfg["vqvae_steps"] > 0
-    assert card["training_data"]["teacher"] == "rules" and card["wall_time_s"] > 0
+    assert card["training_data"]["teacher"] == "rules"
     assert {"val_FRCorr_k10", "val_FRDist_k10", "val_FRDiv_k10", "val_FRCorr_shuffled_k10", "val_recon_mse",
             "val_code_usage", "val_perplexity"} <= set(card["metrics"])
-    assert SHIPPED.stat().st_size < 5e6
-    facts = shipped.describe()
-    assert facts["sha256"] == card["sha256"] and facts["sampling_steps"] == 100
-
-
-@pytest.mark.parametrize("frames", [1, 37, 751, 3000])
-def test_any_length_gives_bounded_arkit58(quick, frames):
-    cond = Conditioning(FPS, frames, audio=synthetic_audio(frames))
-    motion = quick.generate(cond, 3, seed=1)
-    assert motion.spec == "arkit58" and motion.fps == FPS
-    assert motion.data.shape == (3, frames, 58) and motion.data.dtype == np.float32
-    assert np.isfinite(motion.data).all()
-    blendshapes = motion.data[..., :52]
-    assert blendshapes.min() >= 0.0 and blendshapes.max() <= 1.0
-    assert np.abs(motion.data[..., 52:55]).max() < np.radians(45)        # head rotation stays plausible
+    assert shipped.describe()["sampling_steps"] == 100
 
 
 def test_window_joins_do_not_jump(shipped):
@@ -140,16 +127,6 @@ def test_window_joins_do_not_jump(shipped):
     assert len(joins) >= 4
     assert steps[joins].mean() < 1.5 * steps[token_ends].mean()
     assert steps[token_ends].mean() < 2.0 * steps.mean()
-
-
-def test_samples_differ_and_seeds_reproduce(quick):
-    cond = Conditioning(FPS, 200, audio=synthetic_audio(200))
-    first = quick.generate(cond, 4, seed=7).data
-    np.testing.assert_array_equal(first, quick.generate(cond, 4, seed=7).data)
-    assert not np.allclose(first, quick.generate(cond, 4, seed=8).data)
-    flat = first.reshape(4, -1)
-    gaps = [np.abs(flat[i] - flat[j]).mean() for i in range(4) for j in range(i)]
-    assert min(gaps) > 1e-3
 
 
 def test_pinned_tokens_are_kept_and_free_ones_sampled(shipped):

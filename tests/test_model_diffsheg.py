@@ -65,15 +65,6 @@ def test_any_length_gives_k_samples_of_both_specs(tiny, frames):
     assert motion.gesture.fps == 15.0
 
 
-def test_samples_differ_and_the_same_seed_repeats(tiny):
-    audio = speech_features(3.0)
-    a, b, c = (tiny.sample(audio, 4, seed=s, steps=4) for s in (7, 7, 8))
-    assert np.array_equal(a.gesture.data, b.gesture.data) and np.array_equal(a.expression.data, b.expression.data)
-    assert not np.allclose(a.gesture.data, c.gesture.data)
-    pairwise = np.abs(a.gesture.data[:, None] - a.gesture.data[None]).mean(axis=(2, 3))
-    assert (pairwise[~np.eye(4, dtype=bool)] > 1e-3).all()
-
-
 def test_style_ids_change_the_samples(tiny):
     audio = speech_features(2.0)
     assert tiny.style_ids(None, 3) == [0, 1, 0]  # the K samples cycle over the gesture styles
@@ -198,10 +189,11 @@ def shipped():
 
 
 def test_registry_loads_the_shipped_checkpoint(shipped):
+    """(What every card records is checked for every model in test_models_registry.py.)"""
     assert REGISTRY["diffsheg"].task == "cospeech" and REGISTRY["diffsheg"].learned
     assert isinstance(shipped, DiffSheg)
     card = shipped.card
-    assert card["fps"] == 15.0 and card["spec"] == "beat141" and "skeleton" in card
+    assert card["fps"] == 15.0 and "skeleton" in card
     assert "demonstration" in card["training_data"]["note"]
     assert {"fgd_diffsheg", "fgd_mean_pose_noise", "fgd_random_training_clip"} <= set(card["metrics"])
     buffers = dict(shipped.model.named_buffers())

@@ -3,15 +3,17 @@ and loads (or fails) cleanly; the tokenizer, sampler and phased training behave 
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from helpers import ROOT, shared_file
+from helpers import ROOT, run_cli, shared_file
 
 from listenerctl.checkpoint import config_from_card
-from listenerctl.conditioning import AudioFeatures, Conditioning, FaceFeatures
+from listenerctl.conditioning import AudioFeatures, Conditioning
 from listenerctl.data.corpus import load_corpus
 from listenerctl.emotion import emotion_from_arkit
 from listenerctl.errors import ListenerctlError
@@ -22,12 +24,11 @@ from listenerctl.models import load_generator
 from listenerctl.models.baselines import MeanListener, RandomListener
 from listenerctl.models.facetok import GROUPS, FacetokConfig, FacetokListener, FacetokModel, group_matrix, sample_top_k
 from listenerctl.models.rules import RuleListener
-from listenerctl.motion import ARKIT52, SPECS
+from listenerctl.motion import SPECS
 from listenerctl.training.facetok import CorpusTensors, phase_of, plan_training, training_batches
 from listenerctl.training.loop import run_training
 
 CHECKPOINT = ROOT / "checkpoints" / "facetok.safetensors"
-CORPUS = ROOT.parent / "corpus"
 FPS = 25.0
 
 
@@ -53,42 +54,17 @@ def silence(num_frames: int) -> Conditioning:
 # ------------------------------------------------------------------ the shipped checkpoint
 
 
-def test_shipped_checkpoint_card_records_data_steps_time_and_held_out_metrics(listener):
+def test_shipped_checkpoint_card_records_every_phase_and_its_controls(listener):
+    """(What every card records is checked for every model in test_models_registry.py.)"""
     card = listener.card
-    assert card["model"] == "facetok" and card["spec"] == "arkit58" and card["fps"] == 25.0
     assert card["steps"] > card["config"]["tokenizer_steps"] + card["config"]["emotion_steps"]
-    assert 0 < card["wall_time_s"] < 20 * 60 and "train split" in card["training_data"]  # on a shared 2-core box
+    assert card["wall_time_s"] < 20 * 60 and "train split" in card["training_data"]  # on a shared 2-core box
     metrics = card["metrics"]
     assert metrics["mean_pose_over_tokenizer_mse"] >= 5.0
     assert metrics["code_usage"] > 0.5
     assert metrics["emotion_decoder_mse"] < metrics["mean_emotion_mse"]
     assert metrics["FRCorr"] > metrics["FRCorr_rotated_speakers"]
-    assert CHECKPOINT.stat().st_size < 5e6
     assert config_from_card(card, FacetokConfig, CHECKPOINT) == listener.config
-
-
-@pytest.mark.parametrize("num_frames", [1, 37, 751, 3000])
-def test_any_length_gives_k_samples_of_arkit58(listener, num_frames):
-    motion = listener.generate(silence(num_frames), 3, seed=0)
-    assert motion.data.shape == (3, num_frames, 58) and motion.data.dtype == np.float32
-    assert motion.spec == "arkit58" and motion.fps == 25.0
-    blendshapes = motion.data[..., :len(ARKIT52)]
-    assert np.isfinite(motion.data).all() and blendshapes.min() >= 0.0 and blendshapes.max() <= 1.0
-
-
-def test_samples_differ_and_the_seed_reproduces(listener, speech):
-    a = listener.generate(speech, 4, seed=3).data
-    assert np.array_equal(a, listener.generate(speech, 4, seed=3).data)
-    assert not np.array_equal(a, listener.generate(speech, 4, seed=4).data)
-    spread = np.abs(a[:, None] - a[None]).mean(axis=(2, 3))
-    assert spread[~np.eye(4, dtype=bool)].min() > 1e-3
-
-
-def test_output_depends_on_the_speaker(listener, speech):
-    """Same seed (same listener styles and noise), speech vs silence: the reactions differ measurably."""
-    spoken = listener.generate(speech, 4, seed=5).data
-    silent = listener.generate(silence(speech.num_frames), 4, seed=5).data
-    assert np.abs(spoken - silent).mean() > 0.1 * np.abs(spoken - spoken.mean(axis=1, keepdims=True)).mean()
 
 
 def test_each_patch_is_decoded_once_as_the_whole_sequence_would_be(listener, speech):
@@ -115,15 +91,6 @@ def test_work_per_patch_is_bounded_whatever_the_length(listener):
     assert len(seen["listener"]) == -(-1000 // c.patch)
 
 
-def test_audio_only_face_only_and_both(listener, speech):
-    face = np.zeros((speech.num_frames, 58), np.float32)
-    face[:, ARKIT52.index("jawOpen")] = 0.3 * (np.sin(np.arange(speech.num_frames) / 2.0) > 0)
-    face_features = FaceFeatures(face, np.zeros((speech.num_frames, 25), np.float32), np.ones(speech.num_frames, bool))
-    for cond in (Conditioning(FPS, speech.num_frames, face=face_features),
-                 Conditioning(FPS, speech.num_frames, audio=speech.audio, face=face_features)):
-        assert listener.generate(cond, 2, seed=0).data.shape == (2, speech.num_frames, 58)
-
-
 def test_emotion_decoder_output_is_valid_emotion25(listener, speech):
     motion, emotion = listener.generate_with_emotion(speech, 2, seed=1)
     assert emotion.spec == "emotion25" and emotion.data.shape == (2, speech.num_frames, 25)
@@ -148,11 +115,21 @@ def react_metrics(generator, clips) -> dict:
             "FRCorr_rotated": fr_corr(np.roll(pred, 1, axis=0), appropriate)}
 
 
+@pytest.fixture(scope="module")
+def demo_corpus(tmp_path_factory) -> Path:
+    """The demo corpus the shipped checkpoint was trained on, rebuilt from ../shared/data by the README's command
+    (seeded: the same splits, so its test split was held out from training)."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("rebuilding the demo corpus needs espeak-ng")
+    corpus = tmp_path_factory.mktemp("demo") / "corpus"
+    built = run_cli("data", "synth", shared_file("speech").parent, "-o", corpus, "--synth-minutes", "28", timeout=1800)
+    assert built.returncode == 0, built.stderr
+    return corpus
+
+
 @pytest.mark.slow
-def test_beats_the_baselines_on_the_held_out_test_split(listener):
-    if not (CORPUS / "corpus.json").is_file():
-        pytest.skip(f"demo corpus not available at {CORPUS} (build it with `listenerctl data synth`)")
-    clips = load_corpus(CORPUS, "test").clips
+def test_beats_the_baselines_on_the_held_out_test_split(listener, demo_corpus):
+    clips = load_corpus(demo_corpus, "test").clips
     ours = react_metrics(listener, clips)
     for baseline in (MeanListener(), RandomListener()):
         theirs = react_metrics(baseline, clips)

@@ -31,26 +31,14 @@ def shipped() -> LBDListener:
     return generator
 
 
-def test_shipped_checkpoint_card_records_training(shipped):
+def test_shipped_checkpoint_card_records_both_phases(shipped):
+    """(What every card records is checked for every model in test_models_registry.py.)"""
     _, card = load_checkpoint(SHIPPED, expected_model="lbd")
     assert card["steps"] > card["config"]["autoencoder_steps"] > 0
-    assert card["training_data"]["teacher"] == "rules" and card["wall_time_s"] > 0
+    assert card["training_data"]["teacher"] == "rules"
     assert {"val_FRCorr_k10", "val_FRDist_k10", "val_FRDiv_k10", "val_recon_mse"} <= set(card["metrics"])
-    assert SHIPPED.stat().st_size < 5e6
     facts = shipped.describe()
-    assert facts["sha256"] == card["sha256"] and facts["sampling_steps"] == 50 and facts["sampler"] == "plms"
-
-
-@pytest.mark.parametrize("frames", [1, 37, 751, 3000])
-def test_any_length_gives_bounded_arkit58(shipped, frames):
-    cond = Conditioning(FPS, frames, audio=synthetic_audio(frames))
-    motion = shipped.generate(cond, 3, seed=1)
-    assert motion.spec == "arkit58" and motion.fps == FPS
-    assert motion.data.shape == (3, frames, 58) and motion.data.dtype == np.float32
-    assert np.isfinite(motion.data).all()
-    blendshapes = motion.data[..., :52]
-    assert blendshapes.min() >= 0.0 and blendshapes.max() <= 1.0
-    assert np.abs(motion.data[..., 52:55]).max() < np.radians(45)        # head rotation stays plausible
+    assert facts["sampling_steps"] == 50 and facts["sampler"] == "plms"
 
 
 def test_long_output_is_continuous_across_tokens_and_windows(shipped):
@@ -64,16 +52,6 @@ def test_long_output_is_continuous_across_tokens_and_windows(shipped):
     window_ends = np.arange(49, 749, 40)
     assert steps[token_ends].mean() < 1.5 * steps.mean()
     assert steps[window_ends].mean() < 1.75 * steps.mean()
-
-
-def test_samples_differ_and_seeds_reproduce(shipped):
-    cond = Conditioning(FPS, 200, audio=synthetic_audio(200))
-    first = shipped.generate(cond, 4, seed=7).data
-    np.testing.assert_array_equal(first, shipped.generate(cond, 4, seed=7).data)
-    assert not np.allclose(first, shipped.generate(cond, 4, seed=8).data)
-    flat = first.reshape(4, -1)
-    gaps = [np.abs(flat[i] - flat[j]).mean() for i in range(4) for j in range(i)]
-    assert min(gaps) > 1e-3
 
 
 def test_listener_warms_to_speech(shipped):

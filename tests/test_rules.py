@@ -106,25 +106,20 @@ def test_brow_raises_follow_pitch_accents():
     assert np.all(np.any((latency >= 0.1) & (latency <= 0.3), axis=1))
 
 
-def test_samples_differ_and_the_seed_reproduces(speech_cond):
+def test_fewer_samples_are_the_first_of_more(speech_cond):
+    """(Seeds and distinct samples are checked for every model in test_models_registry.py.)"""
     model = RuleListener()
-    motion = model.generate(speech_cond, 10, seed=7).data
-    flat = motion.reshape(10, -1)
-    distance = np.sqrt(((flat[:, None] - flat[None]) ** 2).mean(axis=2))
-    assert distance[~np.eye(10, dtype=bool)].min() > 0.02
-    np.testing.assert_array_equal(model.generate(speech_cond, 10, seed=7).data, motion)
-    np.testing.assert_array_equal(model.generate(speech_cond, 3, seed=7).data, motion[:3])
-    assert not np.allclose(model.generate(speech_cond, 10, seed=8).data, motion)
+    np.testing.assert_array_equal(model.generate(speech_cond, 3, seed=7).data,
+                                  model.generate(speech_cond, 10, seed=7).data[:3])
 
 
-@pytest.mark.parametrize("num_frames", [1, 250, 15_000])
-def test_any_length(num_frames):
-    cond = audio_cond(synthetic_audio(num_frames))
+def test_a_ten_minute_input_is_cheap():
+    """(Shapes for any length are checked for every model in test_models_registry.py.)"""
+    cond = audio_cond(synthetic_audio(15_000))
     start = time.process_time()
     motion = RuleListener().generate(cond, 10, seed=0)
     assert time.process_time() - start < 5.0
-    assert motion.data.shape == (10, num_frames, 58) and motion.data.dtype == np.float32
-    assert motion.fps == FPS and motion.spec == "arkit58"
+    assert motion.data.shape == (10, 15_000, 58)
 
 
 def test_values_stay_in_range(speech_cond):
