@@ -71,7 +71,7 @@ def unpack(revision: str, folder: Path) -> Path:
 def markdown(report: dict) -> str:
     """The README table: real-time multiples before → after per model and input length, and the batch rows."""
     lengths = sorted({row["input_seconds"] for row in report["generate"]})
-    label = lambda s: f"{s / 60:g} min" if s >= 60 else f"{s:g} s"  # noqa: E731
+    label = lambda s: f"{s / 60:.3g} min" if s >= 60 else f"{s:g} s"  # noqa: E731
     lines = ["| model | " + " | ".join(f"{label(s)}: before → after (×real time)" for s in lengths) + " |",
              "|---|" + "---:|" * len(lengths)]
     for model in dict.fromkeys(row["model"] for row in report["generate"]):

@@ -117,3 +117,22 @@ def test_grouped_items_get_what_each_gets_alone(mixed_folder, tmp_path):
         alone = generate_item(path, tmp_path / "alone", opts, worker.generator, report=lambda _: None)
         assert motion_digest(final) == motion_digest(alone)
         assert json.loads((final / "manifest.json").read_text())["complete"]
+
+
+def test_local_workers_share_the_cores_out():
+    """Each of ``jobs`` worker processes gets its share of the cores as torch threads (never fewer than one)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from listenerctl.batch import _init_worker, worker_threads
+    from listenerctl.pipeline import GenerateOptions
+
+    cores = len(os.sched_getaffinity(0))
+    assert worker_threads(1) == cores and worker_threads(cores + 1) == 1
+    with ProcessPoolExecutor(1, initializer=_init_worker, initargs=(GenerateOptions(), worker_threads(cores))) as pool:
+        assert pool.submit(torch_threads).result() == 1
+
+
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
