@@ -147,7 +147,7 @@ def main() -> None:
                     print(json.dumps(row), file=sys.stderr, flush=True)
             for model in args.models:
                 answer = sides["after"].ask(model=model, seconds=args.batch_seconds, samples=args.samples,
-                                            inputs=args.inputs)  # the others run the base class's loop
+                                            inputs=args.inputs, repeats=args.repeats)  # others: the base loop
                 input_min = args.inputs * args.batch_seconds / 60
                 row = {"model": model, "inputs": args.inputs, "input_seconds": args.batch_seconds, **answer}
                 if answer["batched"]:

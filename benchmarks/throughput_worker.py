@@ -2,7 +2,7 @@
 
 Reads one JSON request per line on stdin, answers one JSON line on stdout. Requests:
 ``{"model", "seconds", "samples", "seed"}`` → wall seconds of `generate`; with ``"inputs": N`` → where the
-generator overrides `generate_many`, seconds for N inputs one by one and batched; with
+generator overrides `generate_many`, the best of ``"repeats"`` seconds for N inputs one by one and batched; with
 ``"windows": [...]`` → the seam ratio of lbd's motion for each window order. Each model is loaded once and
 warmed up (one untimed short call) before its first timing.
 """
@@ -70,11 +70,14 @@ def main() -> None:
             conds, seeds = [cond] * request["inputs"], list(range(request["inputs"]))
             answer = {"batched": type(generator).generate_many is not Generator.generate_many}  # not the base loop
             if answer["batched"]:
-                one_by_one, alone = timed(lambda: [generator.generate(c, k, s) for c, s in zip(conds, seeds)])
-                batched_s, together = timed(lambda: generator.generate_many(conds, k, seeds))
-                answer |= {"one_by_one_s": round(one_by_one, 4), "batched_s": round(batched_s, 4),
-                           "max_abs_difference": float(max(np.abs(a.data - b.data).max()
-                                                           for a, b in zip(alone, together)))}
+                best = {"one_by_one_s": float("inf"), "batched_s": float("inf")}
+                for _ in range(request.get("repeats", 1)):  # in turn, the best of each kept
+                    one_by_one, alone = timed(lambda: [generator.generate(c, k, s) for c, s in zip(conds, seeds)])
+                    batched_s, together = timed(lambda: generator.generate_many(conds, k, seeds))
+                    best = {"one_by_one_s": min(best["one_by_one_s"], one_by_one),
+                            "batched_s": min(best["batched_s"], batched_s)}
+                answer |= {name: round(wall, 4) for name, wall in best.items()}
+                answer["max_abs_difference"] = float(max(np.abs(a.data - b.data).max() for a, b in zip(alone, together)))
         else:
             generator = generator_for(request["model"])
             wall, motion = timed(lambda: generator.generate(cond, k, seed))
