@@ -4,6 +4,9 @@ Outputs mirror the input tree: ``IN/a/b/talk.mp4`` → ``OUT/a/b/talk/``. An ite
 is complete is skipped, so an interrupted run (Ctrl-C, a killed process) continues where it stopped:
 unfinished items only ever exist as hidden ``.*.partial`` folders, which the next run removes.
 With ``jobs`` > 1, items run in that many worker processes, each loading the model (and renderer) once.
+Workers take items in groups (up to `GROUP_SIZE`): features are extracted item by item, the group's motion is
+generated in one batched call (`Generator.generate_many`, each item getting what it would alone), and each
+item is published on its own.
 With ``engine="ray"`` they run on a Ray cluster instead: one actor per CPU (or per GPU when the model runs
 on CUDA), each loading the model once, writing straight into the output folder, which must therefore be
 storage that every node shares. An item whose worker dies (its node lost) is tried once more on another
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -23,14 +27,15 @@ from typing import Callable
 
 from listenerctl.atomic import atomic_file, remove_stale_partials
 from listenerctl.errors import ListenerctlError
-from listenerctl.pipeline import (GenerateOptions, check_options, generate_item, is_complete, load_listener,
-                                  renderer_pool)
+from listenerctl.pipeline import (GenerateOptions, check_options, is_complete, load_listener, prepare_item,
+                                  publish_item, renderer_pool)
 from listenerctl.ray_cluster import connect
 
 MEDIA_GLOBS = ("*.mp4", "*.mov", "*.mkv", "*.avi", "*.webm", "*.wav", "*.mp3", "*.flac", "*.m4a", "*.ogg", "*.aac")
 REPORT = "batch_report.json"
 RAY_INSTALL_HINT = "--engine ray needs Ray; install it with: pip install 'listenerctl[ray]'."
 RAY_ITEM_TRIES = 2  # an item whose Ray worker died runs once more on another one
+GROUP_SIZE = 8  # inputs a worker generates in one batched call (`Generator.generate_many`)
 
 
 @dataclass
@@ -80,28 +85,74 @@ class Worker:
         self.renderers = renderer_pool(opts)
 
     def run(self, path: Path, final: Path) -> ItemResult:
-        start = time.perf_counter()
+        return self.run_group([(path, final)])[0]
+
+    def run_group(self, items: list[tuple[Path, Path]]) -> list[ItemResult]:
+        """Items (input, output folder) prepared one by one, generated together (`Generator.generate_many`:
+        each gets what it would alone) and published one by one; a failing item fails alone."""
+        results: dict[int, ItemResult] = {}
+        prepared = []
+        for index, (path, final) in enumerate(items):
+            start, start_wall = time.perf_counter(), time.time()
+            try:
+                prepared.append((index, prepare_item(path, self.opts, self.generator, report=lambda _: None),
+                                 start, start_wall))
+            except Exception as exc:  # one broken item must not stop the batch; the reason is kept
+                results[index] = _failed(path, final, start, exc)
         try:
-            generate_item(path, final.parent, self.opts, self.generator, report=lambda _: None,
-                          renderers=self.renderers, output_name=final.name)
-        except ListenerctlError as exc:
-            return ItemResult(str(path), str(final), "failed", time.perf_counter() - start, str(exc))
-        except Exception as exc:  # one broken item must not stop the batch; the reason is kept
-            return ItemResult(str(path), str(final), "failed", time.perf_counter() - start,
-                              f"internal error: {type(exc).__name__}: {exc}")
-        return ItemResult(str(path), str(final), "done", time.perf_counter() - start)
+            start = time.perf_counter()
+            listeners = self.generator.generate_many([item.cond for _, item, _, _ in prepared], self.opts.samples,
+                                                     [self.opts.seed] * len(prepared)) if prepared else []
+            share = (time.perf_counter() - start) / max(len(prepared), 1)
+        except Exception as exc:
+            results |= {index: _failed(*items[index], started, exc) for index, _, started, _ in prepared}
+            listeners = []
+        for (index, item, started, started_wall), listener in zip(prepared, listeners):
+            path, final = items[index]
+            item.timings["generate_s"] = share
+            try:
+                publish_item(path, final.parent, self.opts, self.generator, item, listener, report=lambda _: None,
+                             renderers=self.renderers, output_name=final.name, started=started,
+                             started_wall=started_wall)
+            except Exception as exc:
+                results[index] = _failed(path, final, started, exc)
+                continue
+            results[index] = ItemResult(str(path), str(final), "done", time.perf_counter() - started)
+        return [results[index] for index in range(len(items))]
+
+
+def _failed(path: Path, final: Path, started: float, exc: Exception) -> ItemResult:
+    """The failed `ItemResult` for ``exc``: its sentence for a `ListenerctlError`, else marked internal."""
+    reason = str(exc) if isinstance(exc, ListenerctlError) else f"internal error: {type(exc).__name__}: {exc}"
+    return ItemResult(str(path), str(final), "failed", time.perf_counter() - started, reason)
+
+
+def groups_of(todo: list, workers: int) -> list[list]:
+    """``todo`` cut into consecutive groups of at most `GROUP_SIZE`, small enough that ``workers`` all get one."""
+    size = max(1, min(GROUP_SIZE, -(-len(todo) // max(workers, 1))))
+    return [todo[i:i + size] for i in range(0, len(todo), size)]
 
 
 _worker: Worker | None = None
 
 
-def _init_worker(opts: GenerateOptions) -> None:
+def worker_threads(jobs: int) -> int:
+    """Torch threads for each of ``jobs`` local worker processes: this machine's cores shared out (at least
+    one), so that the workers' threads do not outnumber the cores (each process would otherwise take all
+    of them, and small per-step operations then wait on descheduled threads: measured 10-30x slower)."""
+    return max(1, len(os.sched_getaffinity(0)) // max(jobs, 1))
+
+
+def _init_worker(opts: GenerateOptions, threads: int) -> None:
+    import torch
+
     global _worker
+    torch.set_num_threads(threads)
     _worker = Worker(opts)
 
 
-def _run_in_worker(path: Path, final: Path) -> ItemResult:
-    return _worker.run(path, final)
+def _run_in_worker(group: list[tuple[Path, Path]]) -> list[ItemResult]:
+    return _worker.run_group(group)
 
 
 class _RayWorker:
@@ -111,12 +162,17 @@ class _RayWorker:
         self.opts = opts
         self.worker: Worker | None = None
 
-    def run(self, path: Path, final: Path) -> ItemResult:
+    def node(self) -> str:
+        """The IP address of the node this actor runs on."""
         import ray
 
+        return ray.util.get_node_ip_address()
+
+    def run_group(self, group: list[tuple[Path, Path]]) -> list[ItemResult]:
         if self.worker is None:
             self.worker = Worker(self.opts)
-        return replace(self.worker.run(path, final), node=ray.util.get_node_ip_address())
+        node = self.node()
+        return [replace(result, node=node) for result in self.worker.run_group(group)]
 
 
 def _import_ray():
@@ -141,24 +197,29 @@ def _run_local(todo: list[tuple[Path, Path]], opts: GenerateOptions, jobs: int,
     """Items in this process (jobs <= 1) or in ``jobs`` worker processes."""
     if jobs <= 1 or len(todo) <= 1:
         worker = Worker(opts) if todo else None
-        for path, final in todo:
-            emit(worker.run(path, final))
+        for group in groups_of(todo, 1):
+            for result in worker.run_group(group):
+                emit(result)
         return
-    with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(opts,)) as pool:
-        futures = [pool.submit(_run_in_worker, path, final) for path, final in todo]
+    with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker,
+                             initargs=(opts, worker_threads(jobs))) as pool:
+        futures = [pool.submit(_run_in_worker, group) for group in groups_of(todo, jobs)]
         for future in as_completed(futures):
-            emit(future.result())
+            for result in future.result():
+                emit(result)
 
 
 def _run_on_ray(todo: list[tuple[Path, Path]], opts: GenerateOptions, jobs: int | None, address: str | None,
                 emit: Callable[[ItemResult], None]) -> tuple[GenerateOptions, int]:
-    """Items as Ray actor calls, each actor given its next item as soon as it finishes one (gathered by ray.wait).
+    """Items as Ray actor calls, in groups (`groups_of`), each actor given its next group as soon as it
+    finishes one (gathered by ray.wait).
 
     Connects to ``address`` (``auto``, ``ray://host:10001``, ``host:6379``; see `ray_cluster.connect`),
-    reuses an already initialised Ray, or starts a local instance with ``jobs`` (default 2) CPUs. An item
+    reuses an already initialised Ray, or starts a local instance with ``jobs`` (default 2) CPUs. A group
     whose actor dies is given to another actor (``RAY_ITEM_TRIES`` in all) after its half-written folder is
-    removed; the dead actor is dropped. Returns the options as run (device resolved against the cluster)
-    and the number of actors started; starts nothing when ``todo`` is empty.
+    removed (its items published before it died are reported done); the dead actor is dropped. Returns the
+    options as run (device resolved against the cluster) and the number of actors started; starts nothing
+    when ``todo`` is empty.
     """
     if not todo:
         return opts, 0
@@ -177,37 +238,49 @@ def _run_on_ray(todo: list[tuple[Path, Path]], opts: GenerateOptions, jobs: int 
         capacity = int(resources.get("GPU" if on_gpu else "CPU", 1))
         actor_class = ray.remote(_RayWorker).options(num_cpus=1, num_gpus=1 if on_gpu else 0, max_restarts=0)
         actors = [actor_class.remote(opts) for _ in range(max(1, min(jobs or capacity, len(todo))))]
-        queue = [(path, final, 1) for path, final in todo]
-        running = {}  # object ref → (actor, input path as given, output folder as given, try number)
+        nodes = dict(zip(map(id, actors), ray.get([actor.node.remote() for actor in actors])))
+        queue = [(group, 1) for group in groups_of(todo, len(actors))]
+        running = {}  # object ref → (actor, its group of (input path, output folder) as given, try number)
 
         alive = list(actors)
 
         def dispatch() -> None:
-            """The next queued items to the live actors that have none."""
+            """The next queued groups to the live actors that have none."""
             busy = {id(entry[0]) for entry in running.values()}
             for actor in alive:
                 if queue and id(actor) not in busy:
-                    path, final, tries = queue.pop(0)
-                    running[actor.run.remote(path.resolve(), final.resolve())] = (actor, path, final, tries)
+                    group, tries = queue.pop(0)
+                    ref = actor.run_group.remote([(path.resolve(), final.resolve()) for path, final in group])
+                    running[ref] = (actor, group, tries)
 
         dispatch()
         while running:
             [ref], _ = ray.wait(list(running), num_returns=1)
-            actor, path, final, tries = running.pop(ref)
+            actor, group, tries = running.pop(ref)
             try:
-                emit(replace(_ray_result(ray, ref, path, final), tries=tries))
+                for result in _ray_results(ray, ref, group):
+                    emit(replace(result, tries=tries))
             except ray.exceptions.RayActorError as exc:
                 alive.remove(actor)
-                remove_stale_partials(final.resolve(), time.time())  # its worker is gone: nothing writes there
+                for _, final in group:  # its worker is gone: nothing writes there
+                    remove_stale_partials(final.resolve(), time.time())
+                published = [is_complete(final.resolve()) for _, final in group]
+                for (path, final), done in zip(group, published):  # items it published before it died
+                    if done:
+                        emit(ItemResult(str(path), str(final), "done", node=nodes[id(actor)], tries=tries,
+                                        reason="published before its ray worker died"))
+                group = [item for item, done in zip(group, published) if not done]
                 reason = f"ray worker died: {str(exc).splitlines()[0]}"
-                if tries < RAY_ITEM_TRIES and alive:
-                    queue.insert(0, (path, final, tries + 1))
+                if group and tries < RAY_ITEM_TRIES and alive:
+                    queue.insert(0, (group, tries + 1))
                 else:
-                    emit(ItemResult(str(path), str(final), "failed", reason=reason, tries=tries))
+                    for path, final in group:
+                        emit(ItemResult(str(path), str(final), "failed", reason=reason, tries=tries))
                 if not alive:  # nothing left to run on: the rest waits for a rerun
-                    for left, left_final, left_tries in queue:
-                        emit(ItemResult(str(left), str(left_final), "failed", tries=left_tries,
-                                        reason="every ray worker died; a rerun of the batch processes it"))
+                    for left_group, left_tries in queue:
+                        for left, left_final in left_group:
+                            emit(ItemResult(str(left), str(left_final), "failed", tries=left_tries,
+                                            reason="every ray worker died; a rerun of the batch processes it"))
                     queue.clear()
             dispatch()
         return opts, len(actors)
@@ -218,14 +291,14 @@ def _run_on_ray(todo: list[tuple[Path, Path]], opts: GenerateOptions, jobs: int 
             ray.shutdown()
 
 
-def _ray_result(ray, ref, path: Path, final: Path) -> ItemResult:
-    """The `ItemResult` behind ``ref`` with the paths as the caller gave them; raises RayActorError when its
+def _ray_results(ray, ref, group: list[tuple[Path, Path]]) -> list[ItemResult]:
+    """The `ItemResult`s behind ``ref`` with the paths as the caller gave them; raises RayActorError when its
     worker died."""
     try:
-        result = ray.get(ref)
+        results = ray.get(ref)
     except ray.exceptions.RayTaskError as exc:  # the model or renderer could not load: stop, as locally
         raise exc.cause from None
-    return replace(result, input=str(path), output=str(final))
+    return [replace(result, input=str(path), output=str(final)) for result, (path, final) in zip(results, group)]
 
 
 def run_batch(in_root: Path, out_root: Path, opts: GenerateOptions, jobs: int | None = None,

@@ -334,18 +334,37 @@ def generate_item(path: Path, out_root: Path, opts: GenerateOptions, generator, 
     left by an interrupted earlier run are removed once this one is published.
     """
     started, started_wall = time.perf_counter(), time.time()
+    prepared = prepare_item(path, opts, generator, report, progress)
+    start = time.perf_counter()
+    listener = generator.generate(prepared.cond, opts.samples, opts.seed)
+    prepared.timings["generate_s"] = time.perf_counter() - start
+    return publish_item(path, out_root, opts, generator, prepared, listener, report, renderers, progress,
+                        output_name, started, started_wall)
+
+
+def prepare_item(path: Path, opts: GenerateOptions, generator, report: Report,
+                 progress: Callable[[str, int, int], None] | None = None) -> Prepared:
+    """`generate_item`'s first stage: the speaker conditioning of ``path`` (its notes reported)."""
     prepared = prepare_conditioning(path, opts.face, opts.cache_dir,
                                     None if progress is None else lambda d, t: progress("face", d, t),
                                     text_encoder_for(opts, generator),
                                     Path(opts.transcript) if opts.transcript else None, opts.face_at)
     for note in prepared.notes:
         report(f"{path.name}: {note}")
+    return prepared
+
+
+def publish_item(path: Path, out_root: Path, opts: GenerateOptions, generator, prepared: Prepared, listener: Motion,
+                 report: Report, renderers=None, progress: Callable[[str, int, int], None] | None = None,
+                 output_name: str | None = None, started: float | None = None,
+                 started_wall: float | None = None) -> Path:
+    """`generate_item`'s last stage: render ``listener`` (generated from ``prepared``) and publish the item
+    folder with its manifest; ``started``/``started_wall`` (perf_counter and wall clock) time the whole item."""
+    started = time.perf_counter() if started is None else started
+    started_wall = time.time() if started_wall is None else started_wall
     final = out_root / (output_name or path.stem)
     with staged_dir(final) as work:
         prepared.cond.save_npz(work / "speaker.npz")
-        start = time.perf_counter()
-        listener = generator.generate(prepared.cond, opts.samples, opts.seed)
-        prepared.timings["generate_s"] = time.perf_counter() - start
         write_motion(work / "motion.npz", listener)
         if opts.render != "none":
             start = time.perf_counter()

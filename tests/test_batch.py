@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -97,3 +98,41 @@ def test_parallel_jobs_give_the_same_outputs(mixed_folder, tmp_path):
 def test_batch_on_a_missing_folder(tmp_path):
     proc = run_cli("batch", tmp_path / "nowhere", "-o", tmp_path / "out")
     assert proc.returncode == 2 and "input folder not found" in proc.stderr
+
+
+def test_grouped_items_get_what_each_gets_alone(mixed_folder, tmp_path):
+    """A worker's group (generated in one batched call) gives every item the motion a lone `generate` gives
+    it, and a broken item in the group fails alone while the others are published."""
+    from listenerctl.batch import Worker
+    from listenerctl.pipeline import GenerateOptions, generate_item
+
+    opts = GenerateOptions(samples=2, model="facetok", seed=3)
+    items = [(mixed_folder / name, tmp_path / "grouped" / Path(name).stem)
+             for name in ("speech.wav", "corrupt.mp4", "sub/more speech.wav")]
+    worker = Worker(opts)
+    results = worker.run_group(items)
+    assert [r.status for r in results] == ["done", "failed", "done"]
+    assert results[1].reason and not results[1].reason.startswith("internal error")
+    for path, final in items[::2]:
+        alone = generate_item(path, tmp_path / "alone", opts, worker.generator, report=lambda _: None)
+        assert motion_digest(final) == motion_digest(alone)
+        assert json.loads((final / "manifest.json").read_text())["complete"]
+
+
+def test_local_workers_share_the_cores_out():
+    """Each of ``jobs`` worker processes gets its share of the cores as torch threads (never fewer than one)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from listenerctl.batch import _init_worker, worker_threads
+    from listenerctl.pipeline import GenerateOptions
+
+    cores = len(os.sched_getaffinity(0))
+    assert worker_threads(1) == cores and worker_threads(cores + 1) == 1
+    with ProcessPoolExecutor(1, initializer=_init_worker, initargs=(GenerateOptions(), worker_threads(cores))) as pool:
+        assert pool.submit(torch_threads).result() == 1
+
+
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()

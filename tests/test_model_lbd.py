@@ -76,17 +76,32 @@ def test_face_only_and_audio_face_conditioning(shipped):
     assert not np.allclose(both, audio_only)
 
 
-def test_overlapping_windows_share_their_latents(shipped):
-    """Odd windows are pinned to both neighbours: the tokens two windows share are identical."""
+@pytest.mark.parametrize("windows", ["parallel", "sequential"])
+def test_overlapping_windows_share_their_latents(shipped, windows):
+    """Parallel: odd windows are pinned to both neighbours; sequential: each window to the one before. Either
+    way the tokens two windows share are identical."""
     model = shipped.model
     cfg = model.cfg
     codes = torch.randn(7, cfg.tokens * cfg.latent_dim, generator=torch.Generator().manual_seed(0))
     generator = torch.Generator().manual_seed(1)
     with torch.no_grad():
-        latents = model.sample_latents(codes, model.draw_styles(3, generator), generator, 10, "plms")
+        [latents] = model.sample_latents([codes], [model.draw_styles(3, generator)], [generator], 10, "plms",
+                                         windows)
     shared = cfg.overlap // cfg.stride
     assert latents.shape == (7, 3, cfg.tokens, cfg.latent_dim)
     torch.testing.assert_close(latents[:-1, :, -shared:], latents[1:, :, :shared], rtol=0, atol=0)
+
+
+def test_sequential_windows_option(shipped):
+    cond = Conditioning(FPS, 300, audio=synthetic_audio(300))
+    sequential = LBDListener.from_checkpoint(SHIPPED, windows="sequential")
+    assert sequential.describe()["windows"] == "sequential"
+    motion = sequential.generate(cond, 2, seed=4).data
+    assert motion.shape == (2, 300, 58) and np.isfinite(motion).all()
+    np.testing.assert_array_equal(motion, sequential.generate(cond, 2, seed=4).data)
+    assert not np.array_equal(motion, shipped.generate(cond, 2, seed=4).data)
+    with pytest.raises(ListenerctlError, match="window order"):
+        LBDListener.from_checkpoint(SHIPPED, windows="random")
 
 
 def test_sampler_and_steps_overrides(shipped):

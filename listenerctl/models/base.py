@@ -26,6 +26,20 @@ class Generator(ABC):
     def generate(self, cond: Conditioning, num_samples: int, seed: int) -> Motion:
         """K = ``num_samples`` motions [K, cond.num_frames, D]; the same seed gives the same output."""
 
+    def generate_many(self, conds: list[Conditioning], num_samples: int, seeds: list[int]) -> list[Motion]:
+        """`generate` for several inputs, ``conds[i]`` with ``seeds[i]``; each result is what `generate` gives
+        for that input alone. This default runs them one by one; lbd, sfms and facetok override it to batch them
+        into shared network calls (each input's noise still drawn from its own seeded generator)."""
+        self.check_requests(conds, num_samples, seeds)
+        return [self.generate(cond, num_samples, seed) for cond, seed in zip(conds, seeds)]
+
+    def check_requests(self, conds: list[Conditioning], num_samples: int, seeds: list[int]) -> None:
+        """`check_request` for each of a `generate_many` call's inputs, which needs one seed per input."""
+        if len(conds) != len(seeds):
+            raise ValueError(f"{len(conds)} conditionings but {len(seeds)} seeds")
+        for cond in conds:
+            self.check_request(cond, num_samples)
+
     def check_request(self, cond: Conditioning, num_samples: int) -> None:
         """One sentence when ``cond`` is not at this generator's fps (learned models run at the rate they
         were trained at), carries transcript embeddings it cannot take, or fewer than one sample is asked for."""

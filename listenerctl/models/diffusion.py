@@ -15,6 +15,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from listenerctl.models.seeding import RowNoise, as_row_noise
+
 PREDICTIONS = ("epsilon", "x0")
 
 
@@ -111,8 +113,9 @@ class DDIMSampler(Sampler):
         super().__init__(schedule)
         self.eta = eta
 
-    def step(self, model_output: Tensor, t: int, sample: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """x_t ``[B, ...]`` → x at the next chosen timestep."""
+    def step(self, model_output: Tensor, t: int, sample: Tensor,
+             generator: torch.Generator | RowNoise | None = None) -> Tensor:
+        """x_t ``[B, ...]`` → x at the next chosen timestep (noise from ``generator`` when eta > 0)."""
         t_next = self.next_timestep(t)
         x0, eps = self.schedule.split_prediction(model_output, t, sample)
         ab, ab_next = self.schedule.alpha_bar(t), self.schedule.alpha_bar(t_next)
@@ -120,8 +123,9 @@ class DDIMSampler(Sampler):
         direction = math.sqrt(max(1 - ab_next - sigma ** 2, 0.0)) * eps
         prev = math.sqrt(ab_next) * x0 + direction
         if sigma > 0:
-            prev = prev + sigma * torch.randn(sample.shape, generator=generator, device=sample.device,
-                                              dtype=sample.dtype)
+            noise = (torch.randn(sample.shape, device=sample.device, dtype=sample.dtype) if generator is None
+                     else as_row_noise(generator, sample.shape[0]).randn(sample.shape, sample.dtype))
+            prev = prev + sigma * noise
         return prev
 
 
@@ -155,7 +159,8 @@ class PLMSSampler(Sampler):
         super().set_timesteps(n)
         self._history = []
 
-    def step(self, model_output: Tensor, t: int, sample: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def step(self, model_output: Tensor, t: int, sample: Tensor,
+             generator: torch.Generator | RowNoise | None = None) -> Tensor:
         """x_t ``[B, ...]`` → x at the next chosen timestep (``generator`` unused: PLMS is deterministic)."""
         _, eps = self.schedule.split_prediction(model_output, t, sample)
         self._history = [eps, *self._history[: self.order - 1]]
@@ -167,25 +172,27 @@ class PLMSSampler(Sampler):
 
 
 def sample(model_fn: Callable[[Tensor, Tensor], Tensor], shape: tuple[int, ...], sampler: Sampler, steps: int,
-           generator: torch.Generator, inpaint: tuple[Tensor, Tensor] | None = None,
+           generator: torch.Generator | RowNoise, inpaint: tuple[Tensor, Tensor] | None = None,
            dtype: torch.dtype = torch.float32) -> Tensor:
     """Draw samples ``[*shape]`` (on ``generator``'s device) by running ``sampler`` for ``steps`` steps.
+    A `RowNoise` ``generator`` draws each input's rows of every noise tensor from that input's generator
+    (several inputs in one batch, each getting what it would alone).
 
     ``model_fn(x, t)`` gets x_t ``shape`` and ``t`` ``[shape[0]]`` long and returns the network output
     (epsilon or x0, as the sampler's schedule says). ``inpaint = (known, mask)``, broadcastable to
     ``shape`` (mask bool, True = known): before every network call the known entries are replaced by
     ``known`` re-noised to the current level t with fresh noise, and at the end by ``known`` itself.
     """
-    device = generator.device
+    noise_of = as_row_noise(generator, shape[0])
+    device = noise_of.device
     sampler.set_timesteps(steps)
-    x = torch.randn(shape, generator=generator, device=device, dtype=dtype)
+    x = noise_of.randn(shape, dtype)
     if inpaint is not None:
         known, mask = (v.to(device) for v in inpaint)
         known = known.to(dtype).expand(shape)
     for t in sampler.timesteps:
         t_batch = torch.full((shape[0],), t, dtype=torch.long, device=device)
         if inpaint is not None:
-            noise = torch.randn(shape, generator=generator, device=device, dtype=dtype)
-            x = torch.where(mask, sampler.schedule.q_sample(known, t_batch, noise), x)
-        x = sampler.step(model_fn(x, t_batch), t, x, generator)
+            x = torch.where(mask, sampler.schedule.q_sample(known, t_batch, noise_of.randn(shape, dtype)), x)
+        x = sampler.step(model_fn(x, t_batch), t, x, noise_of)
     return x if inpaint is None else torch.where(mask, known, x)

@@ -46,7 +46,8 @@ from listenerctl.conditioning import Conditioning
 from listenerctl.models.base import Generator
 from listenerctl.models.layers import PositionalEncoding, TransformerDecoder, TransformerEncoder
 from listenerctl.models.quantize import FSQ
-from listenerctl.models.windows import roll
+from listenerctl.models.seeding import RowNoise, as_row_noise
+from listenerctl.models.windows import roll_many
 from listenerctl.motion import ARKIT52, HEAD_POSE, Motion, get_spec
 
 NAME = "facetok"
@@ -334,14 +335,15 @@ class FacetokModel(nn.Module):
 # ---------------------------------------------------------------- generation
 
 
-def sample_top_k(logits: Tensor, temperature: float, top_k: int, generator: torch.Generator,
+def sample_top_k(logits: Tensor, temperature: float, top_k: int, generator: torch.Generator | RowNoise,
                  coupled: bool) -> Tensor:
     """Token indices [B, P] from ``logits`` [B, P, V]: each frame draws from softmax(logits / temperature)
     restricted to its ``top_k`` most likely tokens, by the Gumbel-max trick. ``coupled`` shares one Gumbel
-    noise vector [V] across the P frames of a row (consistent draws); otherwise every frame draws anew."""
+    noise vector [V] across the P frames of a row (consistent draws); otherwise every frame draws anew.
+    A `RowNoise` draws each input's rows from its own generator."""
     b, p, v = logits.shape
     top, index = logits.topk(min(top_k, v), dim=-1)
-    uniform = torch.rand((b, 1 if coupled else p, v), generator=generator, device=logits.device)
+    uniform = as_row_noise(generator, b).rand((b, 1 if coupled else p, v))
     gumbel = -torch.log(-torch.log(uniform.clamp(min=1e-12)))
     scores = top / temperature + gumbel.expand(b, p, v).gather(-1, index)
     return index.gather(-1, scores.argmax(dim=-1, keepdim=True))[..., 0]
@@ -367,36 +369,48 @@ def speaker_windows(model: FacetokModel, config: FacetokConfig, audio: Tensor, a
     return encodings
 
 
-@torch.no_grad()
 def sample_tokens(model: FacetokModel, config: FacetokConfig, audio: Tensor, audio_present: Tensor,
                   face_tokens: Tensor, num_samples: int, seed: int) -> tuple[Tensor, Tensor]:
     """K listener token sequences for one speaker: ``audio`` [1, T, 123] standardised, ``audio_present``
     [1] bool, ``face_tokens`` [1, T]; sampling settings from ``config``. Returns (tokens [K, T] long,
-    their decoding [K, T, 58] standardised).
+    their decoding [K, T, 58] standardised). See `sample_tokens_many`."""
+    return sample_tokens_many(model, config, [(audio, audio_present, face_tokens)], num_samples, [seed])[0]
+
+
+@torch.no_grad()
+def sample_tokens_many(model: FacetokModel, config: FacetokConfig, speakers: list[tuple[Tensor, Tensor, Tensor]],
+                       num_samples: int, seeds: list[int]) -> list[tuple[Tensor, Tensor]]:
+    """`sample_tokens` for several speakers (audio, audio present, face tokens) with one seed each, rolled
+    together: the patches at the same start go through the decoder as one batch, each speaker's styles and
+    Gumbel noise drawn from its own seeded generator as it would be alone.
 
     Each patch is decoded once, when it is drawn, and its decoder inputs are kept beside its tokens
     (the cache that keeps the cost per frame flat): patches start at multiples of ``patch``, itself a
     multiple of ``token_window``, so a patch's tokenizer windows are exactly those of the full sequence.
     """
-    device = audio.device
-    generator = torch.Generator(device=device).manual_seed(seed)
+    device = speakers[0][0].device
+    generators = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
     bank = model.styles
-    style = model.standardise(bank[torch.randint(len(bank), (num_samples,), generator=generator, device=device)])
+    styles = [model.standardise(bank[torch.randint(len(bank), (num_samples,), generator=generator, device=device)])
+              for generator in generators]
     code_dim = model.tokenizer.fsq.dim
-    empty = torch.zeros(num_samples, 0, 1 + code_dim + MOTION_DIM, device=device)
-    speaker_of = speaker_windows(model, config, audio, audio_present, face_tokens)
+    speaker_of = [speaker_windows(model, config, *speaker) for speaker in speakers]
 
-    def patch(past: Tensor | None, start: int, end: int) -> Tensor:
-        past = empty if past is None else past
-        speaker = speaker_of[start].expand(num_samples, -1, -1)  # batched attention beats broadcasting on CPU
+    def patch(members: list[int], past: Tensor | None, start: int, end: int) -> Tensor:
+        rows = len(members) * num_samples
+        past = torch.zeros(rows, 0, 1 + code_dim + MOTION_DIM, device=device) if past is None else past
+        # batched attention beats broadcasting on CPU
+        speaker = torch.cat([speaker_of[i][start].expand(num_samples, -1, -1) for i in members])
+        style = torch.cat([styles[i] for i in members])
         hidden = torch.zeros(past.shape[:2], dtype=torch.bool, device=device)
         logits = model.listener(past[..., 1:], hidden, end - start, speaker, style)
-        tokens = sample_top_k(logits, config.temperature, config.top_k, generator, config.coupled_sampling)
-        # `roll` keeps frames [K, T, D]: the token id (exact in float32 below 2**24), then its features
+        noise = RowNoise([(generators[i], num_samples) for i in members])
+        tokens = sample_top_k(logits, config.temperature, config.top_k, noise, config.coupled_sampling)
+        # `roll_many` keeps frames [K, T, D]: the token id (exact in float32 below 2**24), then its features
         return torch.cat([tokens[..., None].float(), model.frame_features(tokens)], dim=-1)
 
-    frames = roll(patch, audio.shape[1], config.context, config.patch)
-    return frames[..., 0].long(), frames[..., 1 + code_dim:]
+    rolled = roll_many(patch, [speaker[0].shape[1] for speaker in speakers], config.context, config.patch)
+    return [(frames[..., 0].long(), frames[..., 1 + code_dim:]) for frames in rolled]
 
 
 class FacetokListener(Generator):
@@ -436,11 +450,17 @@ class FacetokListener(Generator):
             if cond.face is not None else torch.zeros(1, t, MOTION_DIM, device=self.device)
         return audio, torch.tensor([cond.audio is not None], device=self.device), m.face_tokens(face, has_face)
 
-    @torch.no_grad()
     def generate_tokens(self, cond: Conditioning, num_samples: int, seed: int) -> tuple[Tensor, Tensor]:
         """Listener tokens [K, T] (long) for ``cond`` and their decoding [K, T, 58] (standardised)."""
-        self.check_request(cond, num_samples)
-        return sample_tokens(self.model, self.config, *self._speaker_inputs(cond), num_samples, seed)
+        return self.generate_tokens_many([cond], num_samples, [seed])[0]
+
+    def generate_tokens_many(self, conds: list[Conditioning], num_samples: int,
+                             seeds: list[int]) -> list[tuple[Tensor, Tensor]]:
+        """`generate_tokens` for several inputs, rolled together (`sample_tokens_many`)."""
+        self.check_requests(conds, num_samples, seeds)
+        with torch.inference_mode():
+            return sample_tokens_many(self.model, self.config, [self._speaker_inputs(cond) for cond in conds],
+                                      num_samples, seeds)
 
     @torch.no_grad()
     def decode_emotion(self, tokens: Tensor) -> np.ndarray:
@@ -453,6 +473,9 @@ class FacetokListener(Generator):
 
     def generate(self, cond: Conditioning, num_samples: int, seed: int) -> Motion:
         return self._motion(self.generate_tokens(cond, num_samples, seed)[1])
+
+    def generate_many(self, conds: list[Conditioning], num_samples: int, seeds: list[int]) -> list[Motion]:
+        return [self._motion(standardised) for _, standardised in self.generate_tokens_many(conds, num_samples, seeds)]
 
     def generate_with_emotion(self, cond: Conditioning, num_samples: int, seed: int) -> tuple[Motion, Motion]:
         """(arkit58 motion, emotion25 from the emotion decoder), both [K, T, D] at 25 fps."""

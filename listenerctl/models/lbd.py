@@ -49,9 +49,10 @@ from listenerctl.conditioning import Conditioning
 from listenerctl.errors import ListenerctlError
 from listenerctl.models.base import Generator
 from listenerctl.models.diffusion import DDIMSampler, NoiseSchedule, PLMSSampler, Sampler, sample
+from listenerctl.models.seeding import RowNoise
 from listenerctl.models.layers import PositionalEncoding, TimestepEmbedding, TransformerEncoder
 from listenerctl.models.speaker import speaker_tensors
-from listenerctl.models.windows import outpaint, plan_windows
+from listenerctl.models.windows import WINDOW_ORDERS, outpaint, plan_windows
 from listenerctl.motion import Motion, get_spec
 
 NAME = "lbd"
@@ -318,72 +319,103 @@ class LatentBehaviorDiffusion(nn.Module):
 
     @torch.no_grad()
     def generate(self, audio: Tensor | None, face: Tensor | None, num_samples: int, generator: torch.Generator,
-                 steps: int, sampler: str) -> Tensor:
+                 steps: int, sampler: str, windows: str = "parallel") -> Tensor:
         """K = ``num_samples`` listener motions [K, T, 83] (own units) for raw speaker features, audio
         [T, 123] and/or face [T, 83] on the model's device, any T >= 1.
 
         The speaker features are padded (last frame repeated) to a whole number of windows that start
         every ``window − overlap`` frames; each window's z_sem comes from Er, its latent from
-        `sample_latents`, its frames from Dr, and the decoded windows are cross-faded over their overlaps
-        (`windows.outpaint`).
+        `sample_latents` (``windows`` says in which order), its frames from Dr, and the decoded windows
+        are cross-faded over their overlaps (`windows.outpaint`).
         """
+        return self.generate_many([(audio, face)], num_samples, [generator], steps, sampler, windows)[0]
+
+    @torch.no_grad()
+    def generate_many(self, speakers: list[tuple[Tensor | None, Tensor | None]], num_samples: int,
+                      generators: list[torch.Generator], steps: int, sampler: str,
+                      windows: str = "parallel") -> list[Tensor]:
+        """`generate` for several speakers (audio, face) at once, each with its own generator: their windows
+        are sampled in shared denoiser batches, and each result equals what `generate` gives it alone."""
         cfg = self.cfg
-        total = (audio if audio is not None else face).shape[0]
         hop = cfg.window - cfg.overlap
-        frames = cfg.window + math.ceil(max(total - cfg.window, 0) / hop) * hop
-        audio_n, face_n, has_audio, has_face = self._padded_speaker(audio, face, frames)
-        windows = plan_windows(frames, cfg.window, cfg.overlap)
-        rows = torch.tensor([start for start, _ in windows], device=audio_n.device)[:, None] + torch.arange(
-            cfg.window, device=audio_n.device)
-        codes = torch.cat([self.semantic_code(audio_n[r], face_n[r], has_audio.expand(len(r)), has_face.expand(len(r)))
-                           for r in rows.split(WINDOW_CHUNK)])
-        latents = self.sample_latents(codes, self.draw_styles(num_samples, generator), generator, steps, sampler)
-        decoded = torch.cat([self.decode(z.flatten(0, 1)) for z in latents.split(WINDOW_CHUNK)])
-        decoded = decoded.view(len(windows), num_samples, cfg.window, MOTION_DIM)
-        index = {start: i for i, (start, _) in enumerate(windows)}
-        motion = outpaint(lambda start, end, known, mask: decoded[index[start]], frames, cfg.window, cfg.overlap)
-        motion = motion[:, :total]
-        motion[..., :BLENDSHAPES].clamp_(0.0, 1.0)
-        return motion
+        totals, plans, codes = [], [], []
+        for audio, face in speakers:
+            total = (audio if audio is not None else face).shape[0]
+            frames = cfg.window + math.ceil(max(total - cfg.window, 0) / hop) * hop
+            audio_n, face_n, has_audio, has_face = self._padded_speaker(audio, face, frames)
+            plan = plan_windows(frames, cfg.window, cfg.overlap)
+            rows = torch.tensor([start for start, _ in plan], device=audio_n.device)[:, None] + torch.arange(
+                cfg.window, device=audio_n.device)
+            codes.append(torch.cat([self.semantic_code(audio_n[r], face_n[r], has_audio.expand(len(r)),
+                                                       has_face.expand(len(r))) for r in rows.split(WINDOW_CHUNK)]))
+            totals.append(total)
+            plans.append(plan)
+        styles = [self.draw_styles(num_samples, generator) for generator in generators]
+        motions = []
+        for total, plan, latents in zip(totals, plans, self.sample_latents(codes, styles, generators, steps,
+                                                                          sampler, windows)):
+            decoded = torch.cat([self.decode(z.flatten(0, 1)) for z in latents.split(WINDOW_CHUNK)])
+            decoded = decoded.view(len(plan), num_samples, cfg.window, MOTION_DIM)
+            index = {start: i for i, (start, _) in enumerate(plan)}
+            motion = outpaint(lambda start, end, known, mask: decoded[index[start]], plan[-1][1], cfg.window,
+                              cfg.overlap)[:, :total]
+            motion[..., :BLENDSHAPES].clamp_(0.0, 1.0)
+            motions.append(motion)
+        return motions
 
-    def sample_latents(self, codes: Tensor, styles: Tensor, generator: torch.Generator, steps: int,
-                       sampler: str) -> Tensor:
-        """Normalised latents [W, K, n, c] of W consecutive windows (overlapping by ``overlap / stride``
-        tokens) from their z_sem ``codes`` [W, n · c] and the K samples' ``styles`` [K, c], all K samples
-        of many windows in one batch.
+    def sample_latents(self, codes: list[Tensor], styles: list[Tensor], generators: list[torch.Generator],
+                       steps: int, sampler: str, windows: str = "parallel") -> list[Tensor]:
+        """For each input i, normalised latents [W_i, K, n, c] of its W_i consecutive windows (overlapping
+        by ``overlap / stride`` tokens) from their z_sem ``codes[i]`` [W_i, n · c] and its K samples'
+        ``styles[i]`` [K, c], with noise from ``generators[i]``; all K samples of many windows (of all
+        inputs) in one batch.
 
-        Two passes: the even windows, which do not overlap each other, are sampled freely; then the odd
-        windows, with the tokens they share with their neighbours pinned to the neighbours' values at every
-        step (`diffusion.sample` inpainting), so every overlap holds one latent seen by both windows.
+        ``windows="parallel"``: two passes, the even windows, which do not overlap each other, sampled
+        freely, then the odd windows with the tokens they share with their neighbours pinned to the
+        neighbours' values at every step (`diffusion.sample` inpainting), so every overlap holds one
+        latent seen by both windows. ``"sequential"``: one window after another, each with its overlap
+        with the previous window pinned (outpainting, as FOPPAS does with frames).
         """
-        cfg, k = self.cfg, len(styles)
+        if windows not in WINDOW_ORDERS:
+            raise ListenerctlError(f"unknown window order {windows!r} for lbd; use one of {', '.join(WINDOW_ORDERS)}.")
+        cfg, k = self.cfg, len(styles[0])
         n, c, shift = cfg.tokens, cfg.latent_dim, (cfg.window - cfg.overlap) // cfg.stride
-        count = len(codes)
-        rows = torch.arange(count, device=codes.device)[:, None] * shift + torch.arange(n, device=codes.device)
-        timeline = codes.new_zeros(k, (count - 1) * shift + n, c)
-        covered = torch.zeros(timeline.shape[1], dtype=torch.bool, device=codes.device)
+        device = codes[0].device
+        rows = [torch.arange(len(code), device=device)[:, None] * shift + torch.arange(n, device=device)
+                for code in codes]
+        timelines = [code.new_zeros(k, (len(code) - 1) * shift + n, c) for code in codes]
+        covered = [torch.zeros(t.shape[1], dtype=torch.bool, device=device) for t in timelines]
         chosen = self.make_sampler(sampler)
         chosen.set_timesteps(steps)
         step_share = dict(zip(chosen.timesteps, self.denoiser.condition(
-            t=torch.tensor(chosen.timesteps, device=codes.device))))
-        for parity in (0, 1):
-            same_parity = torch.arange(parity, count, 2, device=codes.device)
-            for chunk in same_parity.split(WINDOW_CHUNK) if len(same_parity) else ():
-                cond = torch.cat([codes[chunk].repeat_interleave(k, dim=0), styles.repeat(len(chunk), 1)], dim=-1)
+            t=torch.tensor(chosen.timesteps, device=device))))
+        longest = max(len(code) for code in codes)
+        passes = [[torch.arange(parity, len(code), 2, device=device) for code in codes] for parity in (0, 1)] \
+            if windows == "parallel" else [[torch.arange(i, min(i + 1, len(code)), device=device) for code in codes]
+                                           for i in range(longest)]
+        for members in passes:
+            chunks = [list(m.split(WINDOW_CHUNK)) if len(m) else [] for m in members]
+            for j in range(max(map(len, chunks))):
+                part = [(i, chunk[j]) for i, chunk in enumerate(chunks) if j < len(chunk)]
+                cond = torch.cat([torch.cat([codes[i][chunk].repeat_interleave(k, dim=0),
+                                             styles[i].repeat(len(chunk), 1)], dim=-1) for i, chunk in part])
                 cond_share = self.denoiser.condition(cond)
 
                 def predict_noise(z_t: Tensor, t: Tensor) -> Tensor:
                     return self.predict_noise(z_t.flatten(1), t, cond_share + step_share[int(t[0])]).view_as(z_t)
 
-                window_rows = rows[chunk]
                 pinned = None
-                if parity:
-                    known = timeline[:, window_rows].transpose(0, 1).flatten(0, 1)
-                    pinned = (known, covered[window_rows].repeat_interleave(k, dim=0)[..., None])
-                drawn = sample(predict_noise, (len(chunk) * k, n, c), chosen, steps, generator, inpaint=pinned)
-                timeline[:, window_rows] = drawn.view(len(chunk), k, n, c).transpose(0, 1)
-            covered[rows[parity::2].flatten()] = True
-        return timeline[:, rows].transpose(0, 1)
+                if covered[part[0][0]][rows[part[0][0]][part[0][1]]].any():
+                    pinned = tuple(torch.cat(v) for v in zip(*[
+                        (timelines[i][:, rows[i][chunk]].transpose(0, 1).flatten(0, 1),
+                         covered[i][rows[i][chunk]].repeat_interleave(k, dim=0)[..., None]) for i, chunk in part]))
+                noise = RowNoise([(generators[i], len(chunk) * k) for i, chunk in part])
+                drawn = sample(predict_noise, (noise.rows, n, c), chosen, steps, noise, inpaint=pinned)
+                for (i, chunk), block in zip(part, drawn.split([len(chunk) * k for _, chunk in part])):
+                    timelines[i][:, rows[i][chunk]] = block.view(len(chunk), k, n, c).transpose(0, 1)
+            for i, member in enumerate(members):
+                covered[i][rows[i][member].flatten()] = True
+        return [timeline[:, r].transpose(0, 1) for timeline, r in zip(timelines, rows)]
 
     def _padded_speaker(self, audio: Tensor | None, face: Tensor | None, frames: int) -> tuple[Tensor, ...]:
         """Normalised audio [frames, 123] and face [frames, 83] (zeros where absent, last frame repeated
@@ -410,7 +442,10 @@ class LBDListener(Generator):
     fps = FPS
 
     def __init__(self, model: LatentBehaviorDiffusion, steps: int | None = None, sampler: str | None = None,
-                 checkpoint: dict | None = None):
+                 checkpoint: dict | None = None, windows: str = "parallel"):
+        if windows not in WINDOW_ORDERS:
+            raise ListenerctlError(f"unknown window order {windows!r} for lbd; use one of {', '.join(WINDOW_ORDERS)}.")
+        self.windows = windows
         self.model = model.eval()
         self.steps = model.cfg.steps if steps is None else int(steps)
         self.sampler = model.cfg.sampler if sampler is None else sampler
@@ -421,19 +456,26 @@ class LBDListener(Generator):
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu", **overrides) -> "LBDListener":
-        """Load ``path`` (stem, .safetensors or .json); ``overrides`` are ``steps`` and/or ``sampler``."""
+        """Load ``path`` (stem, .safetensors or .json); ``overrides`` are ``steps``, ``sampler`` and/or
+        ``windows`` ('parallel', the default, or 'sequential': see `LatentBehaviorDiffusion.sample_latents`)."""
         state, card = load_checkpoint(path, expected_model=NAME, expected_spec="arkit58")
         model = LatentBehaviorDiffusion(config_from_card(card, LBDConfig, path))
         load_into(model, state, source=f"checkpoint {path}")
         return cls(model.to(device), checkpoint={"checkpoint": str(path), "sha256": card["sha256"]}, **overrides)
 
     def generate(self, cond: Conditioning, num_samples: int, seed: int) -> Motion:
-        self.check_request(cond, num_samples)
+        return self.generate_many([cond], num_samples, [seed])[0]
+
+    def generate_many(self, conds: list[Conditioning], num_samples: int, seeds: list[int]) -> list[Motion]:
+        self.check_requests(conds, num_samples, seeds)
         device = self.model.motion_mean.device
-        generator = torch.Generator(device).manual_seed(seed)
-        motion = self.model.generate(*speaker_tensors(cond, device), num_samples, generator, self.steps, self.sampler)
-        return Motion(motion[..., :ARKIT_DIM].cpu().numpy(), self.spec, cond.fps)
+        with torch.inference_mode():
+            motions = self.model.generate_many([speaker_tensors(cond, device) for cond in conds], num_samples,
+                                               [torch.Generator(device).manual_seed(seed) for seed in seeds],
+                                               self.steps, self.sampler, self.windows)
+        return [Motion(motion[..., :ARKIT_DIM].cpu().numpy(), self.spec, cond.fps)
+                for motion, cond in zip(motions, conds)]
 
     def describe(self) -> dict:
         return {**self.checkpoint, "config": asdict(self.model.cfg), "sampling_steps": self.steps,
-                "sampler": self.sampler}
+                "sampler": self.sampler, "windows": self.windows}

@@ -15,7 +15,7 @@ Listener frames are arkit58 normalised per channel with the training set's mean 
   mass; that prior is undone when sampling); neutral-prefix augmentation: the first n frames of a
   training window are replaced by the tokens of the neutral pose with no speaker, as at the start of
   generation.
-- Generation: `windows.roll` (context 40, chunk 8: one network call per 8 frames), K samples batched,
+- Generation: `windows.roll_many` (context 40, chunk 8: one network call per 8 frames), K samples batched,
   sampling with temperature / top-k; then the inpainter rebuilds frames from the tokens in windows of w
   frames overlapping by ``overlap``, cross-faded (`windows.outpaint`).
 
@@ -40,7 +40,7 @@ from listenerctl.models.base import Generator
 from listenerctl.models.layers import PositionalEncoding, TransformerEncoder
 from listenerctl.models.sfms_keyframes import SELECTIONS, KeyframeTokenizer
 from listenerctl.models.speaker import speaker_tensors
-from listenerctl.models.windows import outpaint, plan_windows, roll
+from listenerctl.models.windows import outpaint, plan_windows, roll_many
 from listenerctl.motion import Motion, get_spec
 
 NAME = "sfms"
@@ -200,28 +200,38 @@ class SFMS(nn.Module):
         """Tokens [K, T] for speaker embeddings [T, width], rolled ``chunk`` frames at a time from the last
         ``context`` frames (the neutral pose's tokens before frame 0, with no speaker); the chunk's
         frames are drawn together, all K samples in one batch."""
-        cfg, device = self.cfg, speaker.device
-        total = speaker.shape[0]
+        return self.sample_tokens_many([speaker], num_samples, [generator], temperature, top_k)[0]
+
+    def sample_tokens_many(self, speakers: list[Tensor], num_samples: int, generators: list[torch.Generator],
+                           temperature: float, top_k: int) -> list[Tensor]:
+        """`sample_tokens` for several speakers [T_i, width] rolled together (`windows.roll_many`): the chunks
+        at the same start go through the predictor as one batch; each speaker's tokens are drawn from its
+        own generator, as they would be alone."""
+        cfg, device = self.cfg, speakers[0].device
         prior = torch.log(self.class_weight)
-        silent = torch.zeros_like(speaker[0])
+        silent = torch.zeros_like(speakers[0][0])
         window = torch.arange(-cfg.context, cfg.chunk, device=device)
 
-        def step(past: Tensor | None, start: int, end: int) -> Tensor:
+        def step(members: list[int], past: Tensor | None, start: int, end: int) -> Tensor:
             frames = start + window
-            previous = self.neutral_tokens[frames[:cfg.context] % cfg.window].expand(num_samples, -1).clone()
+            rows = len(members) * num_samples
+            previous = self.neutral_tokens[frames[:cfg.context] % cfg.window].expand(rows, -1).clone()
             if past is not None:
                 previous[:, cfg.context - past.shape[1]:] = past[..., 0].long()
-            heard = torch.where((frames >= 0)[:, None], speaker[frames.clamp(0, total - 1)], silent)
-            logits = self.predictor(previous, heard[None], frames[None])[:, cfg.context:cfg.context + end - start]
+            heard = torch.cat([torch.where((frames >= 0)[:, None], speakers[i][frames.clamp(0, len(speakers[i]) - 1)],
+                                           silent).expand(num_samples, -1, -1) for i in members])
+            logits = self.predictor(previous, heard, frames[None])[:, cfg.context:cfg.context + end - start]
             logits = (logits - prior) / temperature
             if top_k:
                 floor = logits.topk(top_k, dim=-1).values[..., -1:]
                 logits = logits.masked_fill(logits < floor, float("-inf"))
-            probabilities = torch.softmax(logits, dim=-1).flatten(0, 1)
-            drawn = torch.multinomial(probabilities, 1, generator=generator).view(num_samples, end - start, 1)
-            return drawn.float()
+            probabilities = torch.softmax(logits, dim=-1)
+            drawn = torch.cat([torch.multinomial(p.flatten(0, 1), 1, generator=generators[i])
+                               for i, p in zip(members, probabilities.split(num_samples))])
+            return drawn.view(rows, end - start, 1).float()
 
-        return roll(step, total, cfg.context, cfg.chunk)[..., 0].long()
+        rolled = roll_many(step, [len(speaker) for speaker in speakers], cfg.context, cfg.chunk)
+        return [frames[..., 0].long() for frames in rolled]
 
     def decode_tokens(self, tokens: Tensor) -> Tensor:
         """Tokens [K, T] (T >= w) → arkit58 frames [K, T, 58] in their own units: the inpainter over
@@ -243,13 +253,22 @@ class SFMS(nn.Module):
                  temperature: float, top_k: int) -> Tensor:
         """K listener motions [K, T, 58] for raw speaker audio [T, 123] and/or face [T, 83], any T >= 1
         (shorter than a window: the speaker's last frame is repeated to one window and the output cut)."""
-        total = (audio if audio is not None else face).shape[0]
-        frames = max(total, self.cfg.window)
-        speaker = self.speaker_timeline(audio, face, frames)
-        tokens = self.sample_tokens(speaker, num_samples, generator, temperature, top_k)
-        motion = self.decode_tokens(tokens)[:, :total]
-        motion[..., :BLENDSHAPES].clamp_(0.0, 1.0)
-        return motion
+        return self.generate_many([(audio, face)], num_samples, [generator], temperature, top_k)[0]
+
+    @torch.inference_mode()
+    def generate_many(self, speakers: list[tuple[Tensor | None, Tensor | None]], num_samples: int,
+                      generators: list[torch.Generator], temperature: float, top_k: int) -> list[Tensor]:
+        """`generate` for several speakers (audio, face), one generator each, their tokens rolled together."""
+        totals = [(audio if audio is not None else face).shape[0] for audio, face in speakers]
+        timelines = [self.speaker_timeline(audio, face, max(total, self.cfg.window))
+                     for (audio, face), total in zip(speakers, totals)]
+        motions = []
+        for tokens, total in zip(self.sample_tokens_many(timelines, num_samples, generators, temperature, top_k),
+                                 totals):
+            motion = self.decode_tokens(tokens)[:, :total]
+            motion[..., :BLENDSHAPES].clamp_(0.0, 1.0)
+            motions.append(motion)
+        return motions
 
 
 class SFMSListener(Generator):
@@ -279,12 +298,15 @@ class SFMSListener(Generator):
         return cls(model.to(device), checkpoint={"checkpoint": str(path), "sha256": card["sha256"]}, **overrides)
 
     def generate(self, cond: Conditioning, num_samples: int, seed: int) -> Motion:
-        self.check_request(cond, num_samples)
+        return self.generate_many([cond], num_samples, [seed])[0]
+
+    def generate_many(self, conds: list[Conditioning], num_samples: int, seeds: list[int]) -> list[Motion]:
+        self.check_requests(conds, num_samples, seeds)
         device = self.model.motion_mean.device
-        generator = torch.Generator(device).manual_seed(seed)
-        motion = self.model.generate(*speaker_tensors(cond, device), num_samples, generator,
-                                     self.temperature, self.top_k)
-        return Motion(motion.cpu().numpy(), self.spec, cond.fps)
+        motions = self.model.generate_many([speaker_tensors(cond, device) for cond in conds], num_samples,
+                                           [torch.Generator(device).manual_seed(seed) for seed in seeds],
+                                           self.temperature, self.top_k)
+        return [Motion(motion.cpu().numpy(), self.spec, cond.fps) for motion, cond in zip(motions, conds)]
 
     def describe(self) -> dict:
         return {**self.checkpoint, "config": asdict(self.model.cfg), "temperature": self.temperature,

@@ -15,10 +15,14 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+WINDOW_ORDERS = ("parallel", "sequential")  # how a diffusion model with overlapping windows samples them
+
 # generate_window(start, end, known, mask) -> [K, end - start, D]; known/mask are None for the first window.
 WindowFn = Callable[[int, int, Tensor | None, Tensor | None], Tensor]
 # step(past, start, end) -> [K, end - start, D]; past holds up to `context` frames before `start`.
 StepFn = Callable[[Tensor | None, int, int], Tensor]
+# step(members, past, start, end) -> [len(members) · K, end - start, D] for several sequences at once (`roll_many`).
+ManyStepFn = Callable[[list[int], Tensor | None, int, int], Tensor]
 
 
 def plan_windows(total: int, window: int, overlap: int) -> list[tuple[int, int]]:
@@ -94,15 +98,32 @@ def roll(step: StepFn, total: int, context: int, chunk: int) -> Tensor:
     ``[K, ≤ context, D]`` (``None`` on the first call, when nothing exists yet to fix K and D) and
     returns frames ``[K, end − start, D]``; ``end − start`` is ``chunk`` except for a shorter last call.
     """
-    if total < 1 or chunk < 1 or context < 0:
-        raise ValueError(f"need total >= 1, chunk >= 1, context >= 0; got {total}, {chunk}, {context}")
-    out: Tensor | None = None
-    for start in range(0, total, chunk):
-        end = min(start + chunk, total)
-        if out is None:
-            frames = step(None, start, end)
-            out = frames.new_empty(frames.shape[0], total, frames.shape[2])
-        else:
-            frames = step(out[:, max(0, start - context):start], start, end)
-        out[:, start:end] = _checked(frames, out.shape[0], end - start, out.shape[2])
-    return out
+    return roll_many(lambda members, past, start, end: step(past, start, end), [total], context, chunk)[0]
+
+
+def roll_many(step: ManyStepFn, totals: list[int], context: int, chunk: int) -> list[Tensor]:
+    """`roll` for several sequences at once (of ``totals`` frames each), stepped together: at each chunk start,
+    the sequences still running whose chunk has the same length form one call.
+
+    ``step(members, past, start, end)`` gets ``members`` (indices into ``totals``) and ``past`` = their last
+    ``min(start, context)`` frames concatenated along the batch dimension ``[len(members) · K, ≤ context, D]``
+    (``None`` at start 0), and returns ``[len(members) · K, end − start, D]`` in the same order. Returns each
+    sequence's frames ``[K, total_i, D]``.
+    """
+    if not totals or min(totals) < 1 or chunk < 1 or context < 0:
+        raise ValueError(f"need totals >= 1, chunk >= 1, context >= 0; got {totals}, {chunk}, {context}")
+    outs: list[Tensor | None] = [None] * len(totals)
+    for start in range(0, max(totals), chunk):
+        by_end: dict[int, list[int]] = {}
+        for i, total in enumerate(totals):
+            if total > start:
+                by_end.setdefault(min(start + chunk, total), []).append(i)
+        for end, members in by_end.items():
+            past = None if start == 0 else torch.cat([outs[i][:, max(0, start - context):start] for i in members])
+            frames = step(members, past, start, end)
+            k = frames.shape[0] // len(members)
+            for i, block in zip(members, frames.split(k)):
+                if outs[i] is None:
+                    outs[i] = block.new_empty(k, totals[i], block.shape[2])
+                outs[i][:, start:end] = _checked(block, k, end - start, outs[i].shape[2])
+    return outs
