@@ -9,7 +9,7 @@ model and repeat by repeat, so load from other work on the machine falls on both
   and the speed-up;
 - ``batch``: for the models that batch inputs (override `Generator.generate_many`), ``--inputs`` inputs of
   ``--batch-seconds`` each generated one by one against batched (after only), with the largest difference;
-- ``seams``: lbd's window-join ratio (`diffsheg.window_join_ratio`; 1 = no seam) on a ``--seam-seconds``
+- ``seams``: lbd's window-join ratio (`metrics.gesture.window_join_ratio`; 1 = no seam) on a ``--seam-seconds``
   input with its windows sampled in parallel (two passes) and sequentially (outpainting), and whether
   parallel is within 10 % of sequential.
 

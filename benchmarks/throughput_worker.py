@@ -56,7 +56,7 @@ def main() -> None:
         frames = int(round(request["seconds"] * base.fps))
         cond, k, seed = looped(base, frames), request["samples"], request.get("seed", 0)
         if "windows" in request:
-            from listenerctl.models.diffsheg import window_join_ratio
+            from listenerctl.metrics.gesture import window_join_ratio
 
             answer = {}
             for order in request["windows"]:
