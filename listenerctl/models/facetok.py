@@ -34,16 +34,14 @@ jitter).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from listenerctl.checkpoint import config_from_card, load_checkpoint, load_into
 from listenerctl.conditioning import Conditioning
-from listenerctl.models.base import Generator
+from listenerctl.models.learned import LearnedGenerator
 from listenerctl.models.layers import PositionalEncoding, TransformerDecoder, TransformerEncoder
 from listenerctl.models.quantize import FSQ
 from listenerctl.models.windows import roll
@@ -399,29 +397,17 @@ def sample_tokens(model: FacetokModel, config: FacetokConfig, audio: Tensor, aud
     return frames[..., 0].long(), frames[..., 1 + code_dim:]
 
 
-class FacetokListener(Generator):
+class FacetokListener(LearnedGenerator):
     """The facetok listener: K arkit58 samples for any length, rolled patch by patch (module docstring)."""
 
     name = NAME
     spec = "arkit58"
     fps = 25.0
+    network = FacetokModel
+    config_class = FacetokConfig
 
-    def __init__(self, model: FacetokModel, card: dict | None = None, device: str = "cpu"):
-        self.model = model.to(device).eval()
-        self.config = model.config
-        self.card = card or {}
-        self.device = device
-
-    @classmethod
-    def from_checkpoint(cls, path: Path, device: str = "cpu") -> "FacetokListener":
-        state, card = load_checkpoint(path, expected_model=NAME, expected_spec="arkit58")
-        model = FacetokModel(config_from_card(card, FacetokConfig, path))
-        load_into(model, state, source=f"checkpoint {path}")
-        return cls(model, card, device)
-
-    def describe(self) -> dict:
-        return {"sha256": self.card.get("sha256"), "config": asdict(self.config),
-                "temperature": self.config.temperature, "top_k": self.config.top_k}
+    def sampling_settings(self) -> dict:
+        return {"temperature": self.config.temperature, "top_k": self.config.top_k}
 
     def _speaker_inputs(self, cond: Conditioning) -> tuple[Tensor, Tensor, Tensor]:
         """(audio [1, T, 123] standardised, audio present [1], face tokens [1, T])."""

@@ -37,17 +37,15 @@ dropped at random so that audio-only, face-only and audio+face conditioning all 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from listenerctl.checkpoint import config_from_card, load_checkpoint, load_into
 from listenerctl.conditioning import Conditioning
 from listenerctl.errors import ListenerctlError
-from listenerctl.models.base import Generator
+from listenerctl.models.learned import LearnedGenerator
 from listenerctl.models.diffusion import DDIMSampler, NoiseSchedule, PLMSSampler, Sampler, sample
 from listenerctl.models.layers import PositionalEncoding, TimestepEmbedding, TransformerEncoder
 from listenerctl.models.speaker import speaker_tensors
@@ -216,7 +214,7 @@ class LatentBehaviorDiffusion(nn.Module):
 
     def __init__(self, cfg: LBDConfig):
         super().__init__()
-        self.cfg = cfg
+        self.config = cfg
         latent_size = cfg.tokens * cfg.latent_dim
         self.encoder = BehaviourEncoder(cfg)
         self.decoder = BehaviourDecoder(cfg)
@@ -270,7 +268,7 @@ class LatentBehaviorDiffusion(nn.Module):
         recon = self.decoder(latent)
         with torch.no_grad():
             flat = latent.detach().reshape(-1, latent.shape[-1])
-            rate = self.cfg.latent_momentum
+            rate = self.config.latent_momentum
             self.latent_mean.lerp_(flat.mean(dim=0), rate)
             self.latent_std.lerp_(flat.std(dim=0).clamp_min(1e-4), rate)
         mse = F.mse_loss(recon, batch["listener"])
@@ -304,7 +302,7 @@ class LatentBehaviorDiffusion(nn.Module):
             z0 = self.encode_listener(batch["listener"]).flatten(1)
         z_sem = self.semantic_code(batch["audio"], batch["face"], batch["has_audio"], batch["has_face"])
         cond = torch.cat([z_sem, batch["style"]], dim=-1)
-        repeats = self.cfg.noise_repeats
+        repeats = self.config.noise_repeats
         z0, cond = z0.repeat(repeats, 1), cond.repeat(repeats, 1)
         z_t, t, noise = self.schedule.training_example(z0, generator)
         mse = F.mse_loss(self.predict_noise(z_t, t, self.denoiser.condition(cond, t)), noise)
@@ -327,7 +325,7 @@ class LatentBehaviorDiffusion(nn.Module):
         `sample_latents`, its frames from Dr, and the decoded windows are cross-faded over their overlaps
         (`windows.outpaint`).
         """
-        cfg = self.cfg
+        cfg = self.config
         total = (audio if audio is not None else face).shape[0]
         hop = cfg.window - cfg.overlap
         frames = cfg.window + math.ceil(max(total - cfg.window, 0) / hop) * hop
@@ -356,7 +354,7 @@ class LatentBehaviorDiffusion(nn.Module):
         windows, with the tokens they share with their neighbours pinned to the neighbours' values at every
         step (`diffusion.sample` inpainting), so every overlap holds one latent seen by both windows.
         """
-        cfg, k = self.cfg, len(styles)
+        cfg, k = self.config, len(styles)
         n, c, shift = cfg.tokens, cfg.latent_dim, (cfg.window - cfg.overlap) // cfg.stride
         count = len(codes)
         rows = torch.arange(count, device=codes.device)[:, None] * shift + torch.arange(n, device=codes.device)
@@ -401,39 +399,29 @@ class LatentBehaviorDiffusion(nn.Module):
                 flag(audio), flag(face))
 
 
-class LBDListener(Generator):
+class LBDListener(LearnedGenerator):
     """The registered ``lbd`` generator: a trained `LatentBehaviorDiffusion` plus sampling settings
     (``steps`` and ``sampler`` default to the checkpoint's config)."""
 
     name = NAME
     spec = "arkit58"
     fps = FPS
+    network = LatentBehaviorDiffusion
+    config_class = LBDConfig
 
-    def __init__(self, model: LatentBehaviorDiffusion, steps: int | None = None, sampler: str | None = None,
-                 checkpoint: dict | None = None):
-        self.model = model.eval()
-        self.steps = model.cfg.steps if steps is None else int(steps)
-        self.sampler = model.cfg.sampler if sampler is None else sampler
-        model.make_sampler(self.sampler)
-        if not 1 <= self.steps <= model.cfg.diffusion_steps:
-            raise ListenerctlError(f"lbd sampling steps must be in 1 … {model.cfg.diffusion_steps}, got {self.steps}.")
-        self.checkpoint = checkpoint or {}
+    def configure(self, steps: int | None = None, sampler: str | None = None) -> None:
+        self.steps = self.config.steps if steps is None else int(steps)
+        self.sampler = self.config.sampler if sampler is None else sampler
+        self.model.make_sampler(self.sampler)
+        if not 1 <= self.steps <= self.config.diffusion_steps:
+            raise ListenerctlError(f"lbd sampling steps must be in 1 … {self.config.diffusion_steps}, got {self.steps}.")
 
-    @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "cpu", **overrides) -> "LBDListener":
-        """Load ``path`` (stem, .safetensors or .json); ``overrides`` are ``steps`` and/or ``sampler``."""
-        state, card = load_checkpoint(path, expected_model=NAME, expected_spec="arkit58")
-        model = LatentBehaviorDiffusion(config_from_card(card, LBDConfig, path))
-        load_into(model, state, source=f"checkpoint {path}")
-        return cls(model.to(device), checkpoint={"checkpoint": str(path), "sha256": card["sha256"]}, **overrides)
+    def sampling_settings(self) -> dict:
+        return {"sampling_steps": self.steps, "sampler": self.sampler}
 
     def generate(self, cond: Conditioning, num_samples: int, seed: int) -> Motion:
         self.check_request(cond, num_samples)
-        device = self.model.motion_mean.device
-        generator = torch.Generator(device).manual_seed(seed)
-        motion = self.model.generate(*speaker_tensors(cond, device), num_samples, generator, self.steps, self.sampler)
+        generator = torch.Generator(self.device).manual_seed(seed)
+        motion = self.model.generate(*speaker_tensors(cond, self.device), num_samples, generator, self.steps,
+                                     self.sampler)
         return Motion(motion[..., :ARKIT_DIM].cpu().numpy(), self.spec, cond.fps)
-
-    def describe(self) -> dict:
-        return {**self.checkpoint, "config": asdict(self.model.cfg), "sampling_steps": self.steps,
-                "sampler": self.sampler}

@@ -26,17 +26,15 @@ tokenizer is frozen, every training reaction is tokenised once, and the predicto
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from listenerctl.checkpoint import config_from_card, load_checkpoint, load_into
 from listenerctl.conditioning import Conditioning
 from listenerctl.errors import ListenerctlError
-from listenerctl.models.base import Generator
+from listenerctl.models.learned import LearnedGenerator
 from listenerctl.models.layers import PositionalEncoding, TransformerEncoder
 from listenerctl.models.sfms_keyframes import SELECTIONS, KeyframeTokenizer
 from listenerctl.models.speaker import speaker_tensors
@@ -144,7 +142,7 @@ class SFMS(nn.Module):
 
     def __init__(self, cfg: SFMSConfig):
         super().__init__()
-        self.cfg = cfg
+        self.config = cfg
         self.tokenizer = KeyframeTokenizer(ARKIT_DIM, cfg.window, cfg.keyframes, cfg.selection, cfg.levels,
                                            cfg.width, cfg.heads, cfg.scorer_layers, cfg.encoder_layers,
                                            cfg.inpainter_layers, cfg.position_dim)
@@ -162,13 +160,13 @@ class SFMS(nn.Module):
         keyframe_share = (tokens > 0).float().mean().clamp(1e-3, 1 - 1e-3)
         self.class_weight.fill_(1.0)
         self.class_weight[0] = keyframe_share / (1 - keyframe_share)
-        neutral = torch.zeros(1, self.cfg.window, ARKIT_DIM, device=tokens.device)
+        neutral = torch.zeros(1, self.config.window, ARKIT_DIM, device=tokens.device)
         self.neutral_tokens.copy_(self.tokenizer.tokens(neutral)[0])
 
     def prediction_loss(self, batch: dict) -> dict:
         """Class-balanced cross-entropy of the ``chunk`` future tokens of windows [B, context + chunk]
         given the past tokens and the speaker over the whole window."""
-        tokens, context = batch["tokens"], self.cfg.context
+        tokens, context = batch["tokens"], self.config.context
         speaker = self.predictor.speaker(batch["audio"], batch["face"], batch["has_audio"], batch["has_face"])
         logits = self.predictor(tokens[:, :context], speaker, batch["frames"])[:, context:]
         targets = tokens[:, context:]
@@ -200,7 +198,7 @@ class SFMS(nn.Module):
         """Tokens [K, T] for speaker embeddings [T, width], rolled ``chunk`` frames at a time from the last
         ``context`` frames (the neutral pose's tokens before frame 0, with no speaker); the chunk's
         frames are drawn together, all K samples in one batch."""
-        cfg, device = self.cfg, speaker.device
+        cfg, device = self.config, speaker.device
         total = speaker.shape[0]
         prior = torch.log(self.class_weight)
         silent = torch.zeros_like(speaker[0])
@@ -226,7 +224,7 @@ class SFMS(nn.Module):
     def decode_tokens(self, tokens: Tensor) -> Tensor:
         """Tokens [K, T] (T >= w) → arkit58 frames [K, T, 58] in their own units: the inpainter over
         w-frame windows overlapping by ``overlap``, cross-faded."""
-        cfg = self.cfg
+        cfg = self.config
         k, total = tokens.shape
         windows = plan_windows(total, cfg.window, cfg.overlap)
         starts = torch.tensor([s for s, _ in windows], device=tokens.device)
@@ -244,7 +242,7 @@ class SFMS(nn.Module):
         """K listener motions [K, T, 58] for raw speaker audio [T, 123] and/or face [T, 83], any T >= 1
         (shorter than a window: the speaker's last frame is repeated to one window and the output cut)."""
         total = (audio if audio is not None else face).shape[0]
-        frames = max(total, self.cfg.window)
+        frames = max(total, self.config.window)
         speaker = self.speaker_timeline(audio, face, frames)
         tokens = self.sample_tokens(speaker, num_samples, generator, temperature, top_k)
         motion = self.decode_tokens(tokens)[:, :total]
@@ -252,40 +250,29 @@ class SFMS(nn.Module):
         return motion
 
 
-class SFMSListener(Generator):
+class SFMSListener(LearnedGenerator):
     """The registered ``sfms`` generator: a trained `SFMS` plus sampling settings (``temperature`` and
     ``top_k`` default to the checkpoint's config)."""
 
     name = NAME
     spec = "arkit58"
     fps = FPS
+    network = SFMS
+    config_class = SFMSConfig
 
-    def __init__(self, model: SFMS, temperature: float | None = None, top_k: int | None = None,
-                 checkpoint: dict | None = None):
-        self.model = model.eval()
-        self.temperature = model.cfg.temperature if temperature is None else float(temperature)
-        self.top_k = model.cfg.top_k if top_k is None else int(top_k)
-        if self.temperature <= 0 or not 0 <= self.top_k <= model.cfg.vocabulary:
-            raise ListenerctlError(f"sfms sampling needs temperature > 0 and top_k in 0 … {model.cfg.vocabulary}, "
+    def configure(self, temperature: float | None = None, top_k: int | None = None) -> None:
+        self.temperature = self.config.temperature if temperature is None else float(temperature)
+        self.top_k = self.config.top_k if top_k is None else int(top_k)
+        if self.temperature <= 0 or not 0 <= self.top_k <= self.config.vocabulary:
+            raise ListenerctlError(f"sfms sampling needs temperature > 0 and top_k in 0 … {self.config.vocabulary}, "
                                    f"got {self.temperature} and {self.top_k}.")
-        self.checkpoint = checkpoint or {}
 
-    @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "cpu", **overrides) -> "SFMSListener":
-        """Load ``path`` (stem, .safetensors or .json); ``overrides`` are ``temperature`` and/or ``top_k``."""
-        state, card = load_checkpoint(path, expected_model=NAME, expected_spec="arkit58")
-        model = SFMS(config_from_card(card, SFMSConfig, path))
-        load_into(model, state, source=f"checkpoint {path}")
-        return cls(model.to(device), checkpoint={"checkpoint": str(path), "sha256": card["sha256"]}, **overrides)
+    def sampling_settings(self) -> dict:
+        return {"temperature": self.temperature, "top_k": self.top_k}
 
     def generate(self, cond: Conditioning, num_samples: int, seed: int) -> Motion:
         self.check_request(cond, num_samples)
-        device = self.model.motion_mean.device
-        generator = torch.Generator(device).manual_seed(seed)
-        motion = self.model.generate(*speaker_tensors(cond, device), num_samples, generator,
+        generator = torch.Generator(self.device).manual_seed(seed)
+        motion = self.model.generate(*speaker_tensors(cond, self.device), num_samples, generator,
                                      self.temperature, self.top_k)
         return Motion(motion.cpu().numpy(), self.spec, cond.fps)
-
-    def describe(self) -> dict:
-        return {**self.checkpoint, "config": asdict(self.model.cfg), "temperature": self.temperature,
-                "top_k": self.top_k}
