@@ -51,21 +51,18 @@ from torch import Tensor, nn
 
 from listenerctl.conditioning import Conditioning
 from listenerctl.errors import ListenerctlError
-from listenerctl.models.learned import LearnedGenerator
+from listenerctl.features.audio import AUDIO_FEATURE_DIM, N_MELS
 from listenerctl.models.layers import (CrossAttentionLayer, PositionalEncoding, TimestepEmbedding, TransformerDecoder,
                                        TransformerEncoder)
+from listenerctl.models.learned import LearnedGenerator
 from listenerctl.models.quantize import VectorQuantizer
 from listenerctl.models.speaker import speaker_tensors
-from listenerctl.motion import Motion, get_spec
+from listenerctl.motion import ARKIT58_DIM, ARKIT58_EMOTION25_DIM, BLENDSHAPE_DIM, Motion, get_spec
 
 NAME = "difflistener"
 SPEC = get_spec("arkit58")
 FPS = 25.0
-ARKIT_DIM = SPEC.dim                                  # 58
-MOTION_DIM = ARKIT_DIM + get_spec("emotion25").dim    # 83: arkit58 then emotion25
-AUDIO_DIM = 123                                       # AudioFeatures.matrix() columns
-AUDIO_COLUMNS = slice(80, 123)                        # MFCC (39) + energy, log F0, voiced, VAD
-BLENDSHAPES = 52                                      # arkit58 channels held in [0, 1]
+AUDIO_COLUMNS = slice(N_MELS, AUDIO_FEATURE_DIM)      # MFCC (39) + energy, log F0, voiced, VAD
 WINDOW_CHUNK = 64                                     # windows per batched denoiser call (bounds memory)
 DECODE_CHUNK = 256                                    # tokens per decoder call
 DECODE_HALO = 4                                       # extra tokens each side of a decoder chunk (> its reach)
@@ -139,7 +136,8 @@ class MotionEncoder(nn.Module):
 
     def __init__(self, cfg: DiffListenerConfig):
         super().__init__()
-        layers: list[nn.Module] = [nn.Conv1d(MOTION_DIM, cfg.vq_width, 3, padding=1, padding_mode="replicate")]
+        layers: list[nn.Module] = [nn.Conv1d(ARKIT58_EMOTION25_DIM, cfg.vq_width, 3, padding=1,
+                                             padding_mode="replicate")]
         for _ in range(int(math.log2(cfg.downsample))):
             layers += [nn.GELU(), nn.Conv1d(cfg.vq_width, cfg.vq_width, 4, stride=2, padding=1),
                        ResidualConv(cfg.vq_width)]
@@ -160,7 +158,7 @@ class MotionDecoder(nn.Module):
         for _ in range(int(math.log2(cfg.downsample))):
             layers += [ResidualConv(cfg.vq_width), nn.Upsample(scale_factor=2, mode="nearest"),
                        nn.Conv1d(cfg.vq_width, cfg.vq_width, 3, padding=1, padding_mode="replicate")]
-        layers += [nn.GELU(), nn.Conv1d(cfg.vq_width, MOTION_DIM, 3, padding=1, padding_mode="replicate")]
+        layers += [nn.GELU(), nn.Conv1d(cfg.vq_width, ARKIT58_EMOTION25_DIM, 3, padding=1, padding_mode="replicate")]
         self.net = nn.Sequential(*layers)
 
     def forward(self, codes: Tensor) -> Tensor:
@@ -274,8 +272,8 @@ class SpeakerFusion(nn.Module):
         self.group = cfg.downsample
         audio_dim = AUDIO_COLUMNS.stop - AUDIO_COLUMNS.start
         self.audio_in = nn.Linear(cfg.downsample * audio_dim, cfg.width)
-        self.face_in = nn.Linear(cfg.downsample * ARKIT_DIM, cfg.width)
-        self.delta_in = nn.Linear(cfg.downsample * ARKIT_DIM, cfg.width)
+        self.face_in = nn.Linear(cfg.downsample * ARKIT58_DIM, cfg.width)
+        self.delta_in = nn.Linear(cfg.downsample * ARKIT58_DIM, cfg.width)
         self.text_in = nn.Linear(cfg.text_dim, cfg.width) if cfg.text_dim else None
         self.absent = nn.Parameter(torch.zeros(4 if cfg.text_dim else 3, cfg.width))  # audio, face, delta, text
         self.position = PositionalEncoding(cfg.width)
@@ -339,7 +337,7 @@ class DiffListenerModel(nn.Module):
         self.fusion = SpeakerFusion(cfg)
         self.denoiser = TokenDenoiser(cfg)
         self.process = MaskReplaceProcess(cfg.codebook, cfg.diffusion_steps)
-        for name, size in (("motion", MOTION_DIM), ("audio", AUDIO_DIM)):
+        for name, size in (("motion", ARKIT58_EMOTION25_DIM), ("audio", AUDIO_FEATURE_DIM)):
             self.register_buffer(f"{name}_mean", torch.zeros(size))
             self.register_buffer(f"{name}_std", torch.ones(size))
 
@@ -389,7 +387,7 @@ class DiffListenerModel(nn.Module):
         counts = torch.bincount(tokens.flatten(), minlength=self.config.codebook).double()
         share = counts / counts.sum()
         entropy = -(share[share > 0] * share[share > 0].log()).sum()
-        own_units = lambda x: (x * self.motion_std + self.motion_mean)[..., :ARKIT_DIM]  # noqa: E731
+        own_units = lambda x: (x * self.motion_std + self.motion_mean)[..., :ARKIT58_DIM]  # noqa: E731
         return {"recon_mse": float(F.mse_loss(recon, tiles)),
                 "velocity_mse": float(F.mse_loss(velocity(recon), velocity(tiles))),
                 "code_usage": self.quantizer.usage(tokens),
@@ -404,7 +402,7 @@ class DiffListenerModel(nn.Module):
         if self.config.text_dim and text is None:
             text = audio.new_zeros(*audio.shape[:2], self.config.text_dim)
             has_text = torch.zeros_like(has_audio)
-        return self.fusion(audio[..., AUDIO_COLUMNS], face[..., :ARKIT_DIM], has_audio, has_face, text, has_text)
+        return self.fusion(audio[..., AUDIO_COLUMNS], face[..., :ARKIT58_DIM], has_audio, has_face, text, has_text)
 
     def diffusion_loss(self, batch: dict, generator: torch.Generator | None = None) -> dict:
         """Phase 2: VLB term + ``aux_weight`` · x_0 cross-entropy on the frozen VQ-VAE's tokens of the
@@ -468,7 +466,7 @@ class DiffListenerModel(nn.Module):
                               for r in rows.split(WINDOW_CHUNK)])
         tokens = self.sample_timeline(contexts, num_samples, generator, steps)
         motion = self.decode_tokens(tokens)[:, :total] * self.motion_std + self.motion_mean
-        motion[..., :BLENDSHAPES].clamp_(0.0, 1.0)
+        motion[..., :BLENDSHAPE_DIM].clamp_(0.0, 1.0)
         return motion
 
     def sample_timeline(self, contexts: Tensor, num_samples: int, generator: torch.Generator, steps: int) -> Tensor:
@@ -504,8 +502,8 @@ class DiffListenerModel(nn.Module):
             return torch.cat([x, x[-1:].expand(frames - len(x), -1)])
 
         flag = lambda x: torch.tensor([x is not None], device=device)  # noqa: E731
-        return (padded(audio, AUDIO_DIM, self.audio_mean, self.audio_std),
-                padded(face, MOTION_DIM, self.motion_mean, self.motion_std), flag(audio), flag(face))
+        return (padded(audio, AUDIO_FEATURE_DIM, self.audio_mean, self.audio_std),
+                padded(face, ARKIT58_EMOTION25_DIM, self.motion_mean, self.motion_std), flag(audio), flag(face))
 
 
 class DiffListener(LearnedGenerator):
@@ -536,4 +534,4 @@ class DiffListener(LearnedGenerator):
         generator = torch.Generator(self.device).manual_seed(seed)
         text = None if cond.text is None else (torch.from_numpy(cond.text.table()), torch.from_numpy(cond.text.rows()))
         motion = self.model.generate(*speaker_tensors(cond, self.device), num_samples, generator, self.steps, text)
-        return Motion(motion[..., :ARKIT_DIM].cpu().numpy(), self.spec, cond.fps)
+        return Motion(motion[..., :ARKIT58_DIM].cpu().numpy(), self.spec, cond.fps)

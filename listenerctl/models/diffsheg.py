@@ -24,9 +24,9 @@ from torch import Tensor, nn
 from listenerctl.conditioning import Conditioning
 from listenerctl.errors import ListenerctlError
 from listenerctl.features.audio_encoder import PretrainedAudioEncoder, parse_audio_encoder
-from listenerctl.models.learned import LearnedGenerator
 from listenerctl.models.diffusion import DDIMSampler, NoiseSchedule, sample
 from listenerctl.models.layers import PositionalEncoding, TimestepEmbedding, TransformerEncoder
+from listenerctl.models.learned import LearnedGenerator
 from listenerctl.models.windows import outpaint
 from listenerctl.motion import Motion, fit_length, get_spec, resample
 

@@ -41,17 +41,15 @@ import torch
 from torch import Tensor, nn
 
 from listenerctl.conditioning import Conditioning
-from listenerctl.models.learned import LearnedGenerator
+from listenerctl.features.audio import AUDIO_FEATURE_DIM
 from listenerctl.models.layers import PositionalEncoding, TransformerDecoder, TransformerEncoder
+from listenerctl.models.learned import LearnedGenerator
 from listenerctl.models.quantize import FSQ
 from listenerctl.models.windows import roll
-from listenerctl.motion import ARKIT52, HEAD_POSE, Motion, get_spec
+from listenerctl.motion import ARKIT52, ARKIT58_DIM, EMOTION25_DIM, HEAD_POSE, Motion, get_spec
 
 NAME = "facetok"
 SPEC = get_spec("arkit58")
-MOTION_DIM = SPEC.dim
-EMOTION_DIM = get_spec("emotion25").dim
-AUDIO_DIM = 123                     # `AudioFeatures.matrix()` width
 NUM_AUS, NUM_VA = 15, 2             # emotion25 = 15 AU occurrences, valence/arousal, 8 expression probabilities
 STD_FLOOR = 1e-2                    # channels the data never moves are scaled by this instead of ~0
 
@@ -62,7 +60,7 @@ GROUPS = tuple(GROUP_PREFIXES) + ("head",)
 
 def group_matrix() -> Tensor:
     """[6, 58] rows averaging the arkit58 channels of each blendshape group (order of `GROUPS`)."""
-    member = torch.zeros(len(GROUPS), MOTION_DIM)
+    member = torch.zeros(len(GROUPS), ARKIT58_DIM)
     for g, prefixes in enumerate(GROUP_PREFIXES.values()):
         for c, name in enumerate(ARKIT52):
             member[g, c] = float(name.startswith(prefixes))
@@ -157,9 +155,9 @@ class FaceTokenizer(nn.Module):
     def __init__(self, c: FacetokConfig):
         super().__init__()
         self.fsq = FSQ(c.levels)
-        self.encoder = WindowTransformer(MOTION_DIM, self.fsq.dim, c.tokenizer_dim, c.tokenizer_depth, c.heads,
+        self.encoder = WindowTransformer(ARKIT58_DIM, self.fsq.dim, c.tokenizer_dim, c.tokenizer_depth, c.heads,
                                          c.token_window)
-        self.decoder = WindowTransformer(self.fsq.dim, MOTION_DIM, c.tokenizer_dim, c.tokenizer_depth, c.heads,
+        self.decoder = WindowTransformer(self.fsq.dim, ARKIT58_DIM, c.tokenizer_dim, c.tokenizer_depth, c.heads,
                                          c.token_window)
 
     @property
@@ -184,12 +182,12 @@ class EmotionDecoder(nn.Module):
 
     def __init__(self, c: FacetokConfig):
         super().__init__()
-        self.net = WindowTransformer(len(c.levels), EMOTION_DIM, c.tokenizer_dim, c.emotion_depth, c.heads,
+        self.net = WindowTransformer(len(c.levels), EMOTION25_DIM, c.tokenizer_dim, c.emotion_depth, c.heads,
                                      c.token_window)
 
     def forward(self, codes: Tensor) -> Tensor:
         raw = self.net(codes)
-        aus, va, expr = raw.split([NUM_AUS, NUM_VA, EMOTION_DIM - NUM_AUS - NUM_VA], dim=-1)
+        aus, va, expr = raw.split([NUM_AUS, NUM_VA, EMOTION25_DIM - NUM_AUS - NUM_VA], dim=-1)
         return torch.cat([torch.sigmoid(aus), torch.tanh(va), torch.softmax(expr, dim=-1)], dim=-1)
 
 
@@ -205,7 +203,7 @@ class SpeakerEncoder(nn.Module):
     def __init__(self, c: FacetokConfig, codebook_size: int):
         super().__init__()
         self.absent_face = codebook_size
-        self.audio_in = nn.Linear(AUDIO_DIM, c.dim)
+        self.audio_in = nn.Linear(AUDIO_FEATURE_DIM, c.dim)
         self.absent_audio = nn.Parameter(torch.zeros(c.dim))
         self.face_in = nn.Embedding(codebook_size + 1, c.dim)
         self.pos = PositionalEncoding(c.dim)
@@ -239,9 +237,9 @@ class ListenerDecoder(nn.Module):
 
     def __init__(self, c: FacetokConfig, fsq: FSQ):
         super().__init__()
-        self.frame_in = nn.Linear(fsq.dim + MOTION_DIM, c.dim)
+        self.frame_in = nn.Linear(fsq.dim + ARKIT58_DIM, c.dim)
         self.mask = nn.Parameter(0.02 * torch.randn(c.dim))
-        self.style_in = nn.Linear(MOTION_DIM, c.dim)
+        self.style_in = nn.Linear(ARKIT58_DIM, c.dim)
         self.pos = PositionalEncoding(c.dim)
         self.body = TransformerDecoder(c.dim, c.listener_depth, c.heads, context_dim=c.dim, dropout=c.dropout,
                                        causal=False)
@@ -277,11 +275,11 @@ class FacetokModel(nn.Module):
         self.emotion = EmotionDecoder(config)
         self.speaker = SpeakerEncoder(config, size)
         self.listener = ListenerDecoder(config, self.tokenizer.fsq)
-        self.register_buffer("motion_mean", torch.zeros(MOTION_DIM))
-        self.register_buffer("motion_std", torch.ones(MOTION_DIM))
-        self.register_buffer("audio_mean", torch.zeros(AUDIO_DIM))
-        self.register_buffer("audio_std", torch.ones(AUDIO_DIM))
-        self.register_buffer("styles", torch.zeros(config.style_bank, MOTION_DIM))
+        self.register_buffer("motion_mean", torch.zeros(ARKIT58_DIM))
+        self.register_buffer("motion_std", torch.ones(ARKIT58_DIM))
+        self.register_buffer("audio_mean", torch.zeros(AUDIO_FEATURE_DIM))
+        self.register_buffer("audio_std", torch.ones(AUDIO_FEATURE_DIM))
+        self.register_buffer("styles", torch.zeros(config.style_bank, ARKIT58_DIM))
         self.register_buffer("group_weights", group_matrix().t() @ torch.tensor(config.group_weights)
                              / sum(config.group_weights), persistent=False)
 
@@ -318,7 +316,7 @@ class FacetokModel(nn.Module):
         """Listener tokens [B, n] → decoder inputs [B, n, 4 + 58]: FSQ codes and their standardised decoding."""
         codes = self.tokenizer.fsq.indices_to_codes(tokens)
         if tokens.shape[1] == 0:
-            return codes.new_zeros(*tokens.shape, codes.shape[-1] + MOTION_DIM)
+            return codes.new_zeros(*tokens.shape, codes.shape[-1] + ARKIT58_DIM)
         return torch.cat([codes, self.tokenizer.decode(codes)], dim=-1)
 
     def face_tokens(self, face: Tensor, present: Tensor) -> Tensor:
@@ -381,7 +379,7 @@ def sample_tokens(model: FacetokModel, config: FacetokConfig, audio: Tensor, aud
     bank = model.styles
     style = model.standardise(bank[torch.randint(len(bank), (num_samples,), generator=generator, device=device)])
     code_dim = model.tokenizer.fsq.dim
-    empty = torch.zeros(num_samples, 0, 1 + code_dim + MOTION_DIM, device=device)
+    empty = torch.zeros(num_samples, 0, 1 + code_dim + ARKIT58_DIM, device=device)
     speaker_of = speaker_windows(model, config, audio, audio_present, face_tokens)
 
     def patch(past: Tensor | None, start: int, end: int) -> Tensor:
@@ -416,10 +414,10 @@ class FacetokListener(LearnedGenerator):
             audio = torch.from_numpy(cond.audio.matrix()).to(self.device)[None]
             audio = (audio - m.audio_mean) / m.audio_std
         else:
-            audio = torch.zeros(1, t, AUDIO_DIM, device=self.device)
+            audio = torch.zeros(1, t, AUDIO_FEATURE_DIM, device=self.device)
         has_face = torch.tensor([cond.face is not None], device=self.device)
         face = torch.from_numpy(np.asarray(cond.face.arkit, np.float32)).to(self.device)[None] \
-            if cond.face is not None else torch.zeros(1, t, MOTION_DIM, device=self.device)
+            if cond.face is not None else torch.zeros(1, t, ARKIT58_DIM, device=self.device)
         return audio, torch.tensor([cond.audio is not None], device=self.device), m.face_tokens(face, has_face)
 
     @torch.no_grad()

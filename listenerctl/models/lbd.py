@@ -45,20 +45,17 @@ from torch import Tensor, nn
 
 from listenerctl.conditioning import Conditioning
 from listenerctl.errors import ListenerctlError
-from listenerctl.models.learned import LearnedGenerator
+from listenerctl.features.audio import AUDIO_FEATURE_DIM
 from listenerctl.models.diffusion import DDIMSampler, NoiseSchedule, PLMSSampler, Sampler, sample
 from listenerctl.models.layers import PositionalEncoding, TimestepEmbedding, TransformerEncoder
+from listenerctl.models.learned import LearnedGenerator
 from listenerctl.models.speaker import speaker_tensors
 from listenerctl.models.windows import outpaint, plan_windows
-from listenerctl.motion import Motion, get_spec
+from listenerctl.motion import ARKIT58_DIM, ARKIT58_EMOTION25_DIM, BLENDSHAPE_DIM, Motion, get_spec
 
 NAME = "lbd"
 SPEC = get_spec("arkit58")
 FPS = 25.0
-ARKIT_DIM = SPEC.dim                                  # 58
-MOTION_DIM = ARKIT_DIM + get_spec("emotion25").dim    # 83: arkit58 then emotion25
-AUDIO_DIM = 123                                       # AudioFeatures.matrix() columns
-BLENDSHAPES = 52                                      # arkit58 channels held in [0, 1]
 SAMPLERS = ("plms", "ddim")
 WINDOW_CHUNK = 64                                     # windows per batched network call (bounds memory)
 FRAME_KERNEL = 5                                      # frames seen by Dr's last (frame-rate) layer
@@ -118,8 +115,8 @@ class BehaviourEncoder(nn.Module):
     def __init__(self, cfg: LBDConfig):
         super().__init__()
         self.stride = cfg.stride
-        self.motion_in = nn.Linear(cfg.stride * MOTION_DIM, cfg.width)
-        self.audio_in = nn.Sequential(nn.Linear(cfg.stride * AUDIO_DIM, cfg.width), nn.GELU(),
+        self.motion_in = nn.Linear(cfg.stride * ARKIT58_EMOTION25_DIM, cfg.width)
+        self.audio_in = nn.Sequential(nn.Linear(cfg.stride * AUDIO_FEATURE_DIM, cfg.width), nn.GELU(),
                                       nn.Linear(cfg.width, cfg.width))
         self.presence = nn.Parameter(torch.zeros(2, cfg.width))  # added where speaker audio / face is present
         self.position = PositionalEncoding(cfg.width)
@@ -162,7 +159,7 @@ class BehaviourDecoder(nn.Module):
         self.position = PositionalEncoding(cfg.width)
         self.body = TransformerEncoder(cfg.width, cfg.decoder_layers, cfg.heads, mlp_ratio=2.0)
         self.to_frames = nn.Linear(cfg.width, cfg.stride * cfg.frame_width)
-        self.to_motion = nn.Conv1d(cfg.frame_width, MOTION_DIM, FRAME_KERNEL, padding=FRAME_KERNEL // 2,
+        self.to_motion = nn.Conv1d(cfg.frame_width, ARKIT58_EMOTION25_DIM, FRAME_KERNEL, padding=FRAME_KERNEL // 2,
                                    padding_mode="replicate")
 
     def forward(self, latent: Tensor) -> Tensor:
@@ -221,7 +218,7 @@ class LatentBehaviorDiffusion(nn.Module):
         self.denoiser = SkipMLPDenoiser(latent_size, latent_size + cfg.latent_dim, cfg.denoiser_width,
                                         cfg.denoiser_layers, cfg.time_dim)
         self.schedule = NoiseSchedule(cfg.schedule, cfg.diffusion_steps, prediction="epsilon")
-        for name, size in (("motion", MOTION_DIM), ("audio", AUDIO_DIM), ("latent", cfg.latent_dim)):
+        for name, size in (("motion", ARKIT58_EMOTION25_DIM), ("audio", AUDIO_FEATURE_DIM), ("latent", cfg.latent_dim)):
             self.register_buffer(f"{name}_mean", torch.zeros(size))
             self.register_buffer(f"{name}_std", torch.ones(size))
         self.register_buffer("style_mean", torch.zeros(cfg.latent_dim))
@@ -337,11 +334,11 @@ class LatentBehaviorDiffusion(nn.Module):
                            for r in rows.split(WINDOW_CHUNK)])
         latents = self.sample_latents(codes, self.draw_styles(num_samples, generator), generator, steps, sampler)
         decoded = torch.cat([self.decode(z.flatten(0, 1)) for z in latents.split(WINDOW_CHUNK)])
-        decoded = decoded.view(len(windows), num_samples, cfg.window, MOTION_DIM)
+        decoded = decoded.view(len(windows), num_samples, cfg.window, ARKIT58_EMOTION25_DIM)
         index = {start: i for i, (start, _) in enumerate(windows)}
         motion = outpaint(lambda start, end, known, mask: decoded[index[start]], frames, cfg.window, cfg.overlap)
         motion = motion[:, :total]
-        motion[..., :BLENDSHAPES].clamp_(0.0, 1.0)
+        motion[..., :BLENDSHAPE_DIM].clamp_(0.0, 1.0)
         return motion
 
     def sample_latents(self, codes: Tensor, styles: Tensor, generator: torch.Generator, steps: int,
@@ -395,7 +392,8 @@ class LatentBehaviorDiffusion(nn.Module):
             return torch.cat([x, x[-1:].expand(frames - len(x), -1)])
 
         flag = lambda x: torch.tensor([x is not None], device=device)  # noqa: E731
-        return (padded(audio, AUDIO_DIM, self.normalise_audio), padded(face, MOTION_DIM, self.normalise_motion),
+        return (padded(audio, AUDIO_FEATURE_DIM, self.normalise_audio),
+                padded(face, ARKIT58_EMOTION25_DIM, self.normalise_motion),
                 flag(audio), flag(face))
 
 
@@ -414,7 +412,8 @@ class LBDListener(LearnedGenerator):
         self.sampler = self.config.sampler if sampler is None else sampler
         self.model.make_sampler(self.sampler)
         if not 1 <= self.steps <= self.config.diffusion_steps:
-            raise ListenerctlError(f"lbd sampling steps must be in 1 … {self.config.diffusion_steps}, got {self.steps}.")
+            raise ListenerctlError(f"lbd sampling steps must be in 1 … {self.config.diffusion_steps}, "
+                                   f"got {self.steps}.")
 
     def sampling_settings(self) -> dict:
         return {"sampling_steps": self.steps, "sampler": self.sampler}
@@ -424,4 +423,4 @@ class LBDListener(LearnedGenerator):
         generator = torch.Generator(self.device).manual_seed(seed)
         motion = self.model.generate(*speaker_tensors(cond, self.device), num_samples, generator, self.steps,
                                      self.sampler)
-        return Motion(motion[..., :ARKIT_DIM].cpu().numpy(), self.spec, cond.fps)
+        return Motion(motion[..., :ARKIT58_DIM].cpu().numpy(), self.spec, cond.fps)

@@ -34,20 +34,17 @@ from torch import Tensor, nn
 
 from listenerctl.conditioning import Conditioning
 from listenerctl.errors import ListenerctlError
-from listenerctl.models.learned import LearnedGenerator
+from listenerctl.features.audio import AUDIO_FEATURE_DIM
 from listenerctl.models.layers import PositionalEncoding, TransformerEncoder
+from listenerctl.models.learned import LearnedGenerator
 from listenerctl.models.sfms_keyframes import SELECTIONS, KeyframeTokenizer
 from listenerctl.models.speaker import speaker_tensors
 from listenerctl.models.windows import outpaint, plan_windows, roll
-from listenerctl.motion import Motion, get_spec
+from listenerctl.motion import ARKIT58_DIM, ARKIT58_EMOTION25_DIM, BLENDSHAPE_DIM, Motion, get_spec
 
 NAME = "sfms"
 SPEC = get_spec("arkit58")
 FPS = 25.0
-ARKIT_DIM = SPEC.dim                                  # 58
-FACE_DIM = ARKIT_DIM + get_spec("emotion25").dim      # 83: speaker face arkit58 + emotion25
-AUDIO_DIM = 123
-BLENDSHAPES = 52
 WINDOW_CHUNK = 256                                    # inpainter windows per batched call
 
 
@@ -116,8 +113,8 @@ class KeyframePredictor(nn.Module):
         self.future_token = cfg.vocabulary
         self.token = nn.Embedding(cfg.vocabulary + 1, width)
         self.phase = nn.Embedding(cfg.window, width)
-        self.audio_in = nn.Linear(AUDIO_DIM, width)
-        self.face_in = nn.Linear(FACE_DIM, width)
+        self.audio_in = nn.Linear(AUDIO_FEATURE_DIM, width)
+        self.face_in = nn.Linear(ARKIT58_EMOTION25_DIM, width)
         self.presence = nn.Parameter(torch.zeros(2, width))
         self.position = PositionalEncoding(width)
         self.body = TransformerEncoder(width, cfg.predictor_layers, cfg.heads, mlp_ratio=2.0)
@@ -143,11 +140,11 @@ class SFMS(nn.Module):
     def __init__(self, cfg: SFMSConfig):
         super().__init__()
         self.config = cfg
-        self.tokenizer = KeyframeTokenizer(ARKIT_DIM, cfg.window, cfg.keyframes, cfg.selection, cfg.levels,
+        self.tokenizer = KeyframeTokenizer(ARKIT58_DIM, cfg.window, cfg.keyframes, cfg.selection, cfg.levels,
                                            cfg.width, cfg.heads, cfg.scorer_layers, cfg.encoder_layers,
                                            cfg.inpainter_layers, cfg.position_dim)
         self.predictor = KeyframePredictor(cfg)
-        for name, size in (("motion", ARKIT_DIM), ("face", FACE_DIM), ("audio", AUDIO_DIM)):
+        for name, size in (("motion", ARKIT58_DIM), ("face", ARKIT58_EMOTION25_DIM), ("audio", AUDIO_FEATURE_DIM)):
             self.register_buffer(f"{name}_mean", torch.zeros(size))
             self.register_buffer(f"{name}_std", torch.ones(size))
         self.register_buffer("class_weight", torch.ones(cfg.vocabulary))
@@ -160,7 +157,7 @@ class SFMS(nn.Module):
         keyframe_share = (tokens > 0).float().mean().clamp(1e-3, 1 - 1e-3)
         self.class_weight.fill_(1.0)
         self.class_weight[0] = keyframe_share / (1 - keyframe_share)
-        neutral = torch.zeros(1, self.config.window, ARKIT_DIM, device=tokens.device)
+        neutral = torch.zeros(1, self.config.window, ARKIT58_DIM, device=tokens.device)
         self.neutral_tokens.copy_(self.tokenizer.tokens(neutral)[0])
 
     def prediction_loss(self, batch: dict) -> dict:
@@ -190,7 +187,8 @@ class SFMS(nn.Module):
             return torch.cat([x, x[-1:].expand(frames - len(x), -1)])
 
         flag = lambda x: torch.full((frames,), x is not None, device=device)  # noqa: E731
-        return self.predictor.speaker(padded(audio, "audio", AUDIO_DIM), padded(face, "face", FACE_DIM),
+        return self.predictor.speaker(padded(audio, "audio", AUDIO_FEATURE_DIM),
+                                      padded(face, "face", ARKIT58_EMOTION25_DIM),
                                       flag(audio), flag(face))
 
     def sample_tokens(self, speaker: Tensor, num_samples: int, generator: torch.Generator, temperature: float,
@@ -231,7 +229,7 @@ class SFMS(nn.Module):
         rows = starts[:, None] + torch.arange(cfg.window, device=tokens.device)
         stacked = tokens[:, rows].transpose(0, 1).flatten(0, 1)                      # [W · K, w]
         frames = torch.cat([self.tokenizer.decode_tokens(c) for c in stacked.split(WINDOW_CHUNK)])
-        frames = frames.view(len(windows), k, cfg.window, ARKIT_DIM)
+        frames = frames.view(len(windows), k, cfg.window, ARKIT58_DIM)
         index = {start: i for i, (start, _) in enumerate(windows)}
         motion = outpaint(lambda start, end, known, mask: frames[index[start]], total, cfg.window, cfg.overlap)
         return motion * self.motion_std + self.motion_mean
@@ -246,7 +244,7 @@ class SFMS(nn.Module):
         speaker = self.speaker_timeline(audio, face, frames)
         tokens = self.sample_tokens(speaker, num_samples, generator, temperature, top_k)
         motion = self.decode_tokens(tokens)[:, :total]
-        motion[..., :BLENDSHAPES].clamp_(0.0, 1.0)
+        motion[..., :BLENDSHAPE_DIM].clamp_(0.0, 1.0)
         return motion
 
 
