@@ -57,10 +57,10 @@ class DiffShegConfig:
     dropout: float = 0.1
     window: int = 60
     overlap: int = 10
-    train_steps: int = 1000
+    diffusion_steps: int = 1000
     schedule: str = "linear"
     min_snr: float = 5.0
-    sampling_steps: int = 25
+    steps: int = 25
     styles: tuple[str, ...] = (ANY_STYLE,)
     audio_encoder: str = "none"
     encoder_dim: int = 0
@@ -95,7 +95,7 @@ class UniEG(nn.Module):
         super().__init__()
         self.config = config
         c = config
-        self.schedule = NoiseSchedule(c.schedule, c.train_steps, prediction="epsilon")
+        self.schedule = NoiseSchedule(c.schedule, c.diffusion_steps, prediction="epsilon")
         self.register_buffer("alphas_cumprod", self.schedule.alphas_cumprod.float(), persistent=False)
         for name, dim in (("audio", c.audio_dim), ("expression", EXPRESSION_DIM), ("gesture", GESTURE_DIM)):
             self.register_buffer(f"{name}_mean", torch.zeros(dim))
@@ -263,7 +263,7 @@ class DiffSheg(LearnedGenerator):
                                    f"got {list(audio.shape)}.")
         if num_samples < 1:
             raise ListenerctlError(f"number of samples must be at least 1, got {num_samples}.")
-        steps = steps or self.config.sampling_steps
+        steps = steps or self.config.steps
         overlap = self.config.overlap if overlap is None else overlap
         if not 0 <= overlap < self.config.window:
             raise ListenerctlError(f"overlap must be in 0 … {self.config.window - 1} frames, got {overlap}.")

@@ -74,15 +74,15 @@ class FacetokConfig:
 
     levels: tuple[int, ...] = (8, 5, 5, 5)
     token_window: int = 8           # frames per tokenizer window
-    tokenizer_dim: int = 64
-    tokenizer_depth: int = 2
-    emotion_depth: int = 1
-    dim: int = 64                   # predictor width
+    tokenizer_width: int = 64
+    tokenizer_layers: int = 2
+    emotion_layers: int = 1
+    width: int = 64                 # predictor width
     heads: int = 4
-    speaker_depth: int = 2          # audio self-attention layers
-    face_depth: int = 1             # speaker face-token self-attention layers
-    fusion_depth: int = 1           # self-attention + gated cross-attention (audio attends to face tokens)
-    listener_depth: int = 3
+    speaker_layers: int = 2         # audio self-attention layers
+    face_layers: int = 1            # speaker face-token self-attention layers
+    fusion_layers: int = 1          # self-attention + gated cross-attention (audio attends to face tokens)
+    listener_layers: int = 3
     patch: int = 32                 # frames predicted per rolling step
     context: int = 32               # past listener frames the decoder sees (a multiple of patch)
     start_share: float = 0.1        # share of training batches that start at a clip's first frame
@@ -98,11 +98,11 @@ class FacetokConfig:
     coupled_sampling: bool = True
     tokenizer_steps: int = 3200
     emotion_steps: int = 200
-    tokenizer_batch: int = 8        # windows per step while training the tokenizer and emotion decoder
+    tokenizer_batch_size: int = 8   # windows per step while training the tokenizer and emotion decoder
     batch_size: int = 32            # windows per step while training the predictor
     tokenizer_lr: float = 3e-3
     predictor_lr: float = 5e-4
-    warmup: int = 100
+    warmup_steps: int = 100
 
     @property
     def window(self) -> int:
@@ -155,9 +155,9 @@ class FaceTokenizer(nn.Module):
     def __init__(self, c: FacetokConfig):
         super().__init__()
         self.fsq = FSQ(c.levels)
-        self.encoder = WindowTransformer(ARKIT58_DIM, self.fsq.dim, c.tokenizer_dim, c.tokenizer_depth, c.heads,
+        self.encoder = WindowTransformer(ARKIT58_DIM, self.fsq.dim, c.tokenizer_width, c.tokenizer_layers, c.heads,
                                          c.token_window)
-        self.decoder = WindowTransformer(self.fsq.dim, ARKIT58_DIM, c.tokenizer_dim, c.tokenizer_depth, c.heads,
+        self.decoder = WindowTransformer(self.fsq.dim, ARKIT58_DIM, c.tokenizer_width, c.tokenizer_layers, c.heads,
                                          c.token_window)
 
     @property
@@ -182,7 +182,7 @@ class EmotionDecoder(nn.Module):
 
     def __init__(self, c: FacetokConfig):
         super().__init__()
-        self.net = WindowTransformer(len(c.levels), EMOTION25_DIM, c.tokenizer_dim, c.emotion_depth, c.heads,
+        self.net = WindowTransformer(len(c.levels), EMOTION25_DIM, c.tokenizer_width, c.emotion_layers, c.heads,
                                      c.token_window)
 
     def forward(self, codes: Tensor) -> Tensor:
@@ -203,13 +203,13 @@ class SpeakerEncoder(nn.Module):
     def __init__(self, c: FacetokConfig, codebook_size: int):
         super().__init__()
         self.absent_face = codebook_size
-        self.audio_in = nn.Linear(AUDIO_FEATURE_DIM, c.dim)
-        self.absent_audio = nn.Parameter(torch.zeros(c.dim))
-        self.face_in = nn.Embedding(codebook_size + 1, c.dim)
-        self.pos = PositionalEncoding(c.dim)
-        self.audio_self = TransformerEncoder(c.dim, c.speaker_depth, c.heads, dropout=c.dropout)
-        self.face_self = TransformerEncoder(c.dim, c.face_depth, c.heads, dropout=c.dropout)
-        self.fusion = TransformerEncoder(c.dim, c.fusion_depth, c.heads, dropout=c.dropout, context_dim=c.dim,
+        self.audio_in = nn.Linear(AUDIO_FEATURE_DIM, c.width)
+        self.absent_audio = nn.Parameter(torch.zeros(c.width))
+        self.face_in = nn.Embedding(codebook_size + 1, c.width)
+        self.pos = PositionalEncoding(c.width)
+        self.audio_self = TransformerEncoder(c.width, c.speaker_layers, c.heads, dropout=c.dropout)
+        self.face_self = TransformerEncoder(c.width, c.face_layers, c.heads, dropout=c.dropout)
+        self.fusion = TransformerEncoder(c.width, c.fusion_layers, c.heads, dropout=c.dropout, context_dim=c.width,
                                          gated=True)
 
     def forward(self, audio: Tensor, audio_present: Tensor, face_tokens: Tensor) -> Tensor:
@@ -237,14 +237,14 @@ class ListenerDecoder(nn.Module):
 
     def __init__(self, c: FacetokConfig, fsq: FSQ):
         super().__init__()
-        self.frame_in = nn.Linear(fsq.dim + ARKIT58_DIM, c.dim)
-        self.mask = nn.Parameter(0.02 * torch.randn(c.dim))
-        self.style_in = nn.Linear(ARKIT58_DIM, c.dim)
-        self.pos = PositionalEncoding(c.dim)
-        self.body = TransformerDecoder(c.dim, c.listener_depth, c.heads, context_dim=c.dim, dropout=c.dropout,
+        self.frame_in = nn.Linear(fsq.dim + ARKIT58_DIM, c.width)
+        self.mask = nn.Parameter(0.02 * torch.randn(c.width))
+        self.style_in = nn.Linear(ARKIT58_DIM, c.width)
+        self.pos = PositionalEncoding(c.width)
+        self.body = TransformerDecoder(c.width, c.listener_layers, c.heads, context_dim=c.width, dropout=c.dropout,
                                        causal=False)
-        self.head = nn.Linear(c.dim, fsq.codebook_size)
-        self.level_head = nn.Linear(c.dim, sum(fsq.levels))
+        self.head = nn.Linear(c.width, fsq.codebook_size)
+        self.level_head = nn.Linear(c.width, sum(fsq.levels))
         levels = torch.tensor(fsq.levels)
         basis = torch.cumprod(torch.cat([torch.ones(1, dtype=torch.long), levels[:-1]]), 0)  # FSQ's mixed radix
         offsets = torch.cumsum(levels, 0) - levels

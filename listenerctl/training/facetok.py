@@ -72,7 +72,7 @@ def phase_of(step: int, config: FacetokConfig) -> str:
 
 def training_batches(data: CorpusTensors, config: FacetokConfig, seed: int, first_step: int = 0) -> Iterator[dict]:
     """Endless batches of ``config.window``-frame windows from random clips, reactions and offsets;
-    batch n (training step ``first_step + n``) has ``tokenizer_batch`` windows in the tokenizer and emotion
+    batch n (training step ``first_step + n``) has ``tokenizer_batch_size`` windows in the tokenizer and emotion
     phases, ``batch_size`` after.
 
     Each batch: audio [B, L, 123], audio_present [B], face [B, L, 58], face_present [B] (after random
@@ -89,7 +89,7 @@ def training_batches(data: CorpusTensors, config: FacetokConfig, seed: int, firs
     shorter = torch.arange(0, c.context, c.patch)
     styles = data.reactions.mean(dim=2)                                  # [N, M, 58]
     for step in count(first_step):
-        size = c.batch_size if phase_of(step, c) == "predictor" else c.tokenizer_batch
+        size = c.batch_size if phase_of(step, c) == "predictor" else c.tokenizer_batch_size
         context = c.context
         clip = torch.randint(n, (size,), generator=gen)
         reaction = torch.randint(m, (size,), generator=gen)
@@ -185,7 +185,7 @@ class PhasedTraining:
         c = self.model.config
         self.phase = phase_of(step, c)
         done = step - self.starts[self.phase]
-        scale = min(1.0, (done + 1) / c.warmup)
+        scale = min(1.0, (done + 1) / c.warmup_steps)
         if self.phase != "predictor":
             length = c.tokenizer_steps if self.phase == "tokenizer" else c.emotion_steps
             scale *= 0.5 * (1.0 + math.cos(math.pi * done / length))
