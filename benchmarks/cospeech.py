@@ -93,7 +93,7 @@ def main() -> None:
     features = generator.audio_features(speech)
     frames = len(features)
     report = {"input_s": round(len(speech) / 16_000, 1), "motion_frames": frames, "fps_motion": generator.fps,
-              "ddim_steps": config.sampling_steps, "window": config.window, "overlap": config.overlap,
+              "ddim_steps": config.steps, "window": config.window, "overlap": config.overlap,
               "torch_threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine()}
 
     timings = {}

@@ -32,7 +32,7 @@ def split_tiles(model: DiffListenerModel, data: Path, split: str) -> torch.Tenso
     """The reactions of ``split`` as normalised windows [N, w, 83], with ``model``'s statistics."""
     stats = {name: getattr(model, name).cpu().numpy() for name in ("motion_mean", "motion_std", "audio_mean",
                                                                    "audio_std")}
-    return held_out_tiles(WindowSource.from_corpus(load_corpus(data, split), stats, "cpu"), model.cfg)
+    return held_out_tiles(WindowSource.from_corpus(load_corpus(data, split), stats, "cpu"), model.config)
 
 
 def train_vqvae(data: Path, steps: int, velocity_weight: float, seed: int) -> tuple[DiffListenerModel, dict, float]:
@@ -84,7 +84,7 @@ def main() -> None:
         rows += [row(label, "val", args.steps, val), row(label, "test", args.steps, tests[weight])]
     if SHIPPED.is_file():
         shipped = DiffListener.from_checkpoint(SHIPPED).model
-        rows.append(row("shipped checkpoint (velocity on)", "test", shipped.cfg.vqvae_steps,
+        rows.append(row("shipped checkpoint (velocity on)", "test", shipped.config.vqvae_steps,
                         shipped.vqvae_report(split_tiles(shipped, args.data, "test"))))
 
     lines = [

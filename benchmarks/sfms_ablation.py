@@ -41,11 +41,11 @@ def test_windows(data: Path, window: int) -> torch.Tensor:
     statistics as the models see them: [N, w, 58]."""
     from listenerctl.data.corpus import load_corpus
     from listenerctl.training.listener_windows import WindowSource, feature_statistics
-    from listenerctl.models.sfms import ARKIT_DIM
+    from listenerctl.motion import ARKIT58_DIM
 
     stats = feature_statistics(load_corpus(data, "train"))
     tiles = WindowSource.from_corpus(load_corpus(data, "test"), stats, "cpu").tiles(window)
-    return tiles[..., :ARKIT_DIM].flatten(0, 1)
+    return tiles[..., :ARKIT58_DIM].flatten(0, 1)
 
 
 def test_mse(model, frames: torch.Tensor, uniform: bool = False) -> float:

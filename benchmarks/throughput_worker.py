@@ -62,7 +62,7 @@ def main() -> None:
             for order in request["windows"]:
                 generator = generator_for(request["model"], windows=order)
                 wall, motion = timed(lambda: generator.generate(cond, k, seed))
-                cfg = generator.model.cfg
+                cfg = generator.config
                 answer[order] = {"seam_ratio": round(window_join_ratio(motion.data, cfg.window, cfg.overlap), 4),
                                  "seconds": round(wall, 4)}
         elif "inputs" in request:

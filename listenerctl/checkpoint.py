@@ -74,14 +74,30 @@ def read_card(path: str | Path) -> dict:
 
 Config = TypeVar("Config")
 
+# Config fields renamed to the one spelling (docs/DESIGN.md §5), per config class: old name → new name.
+# `config_from_card` reads a card written with the old names through this table, so older checkpoints load.
+RENAMED_CONFIG_FIELDS: dict[str, dict[str, str]] = {
+    "FacetokConfig": {
+        "tokenizer_dim": "tokenizer_width", "tokenizer_depth": "tokenizer_layers", "emotion_depth": "emotion_layers",
+        "dim": "width", "speaker_depth": "speaker_layers", "face_depth": "face_layers",
+        "fusion_depth": "fusion_layers", "listener_depth": "listener_layers",
+        "tokenizer_batch": "tokenizer_batch_size", "warmup": "warmup_steps",
+    },
+    "DiffShegConfig": {
+        "train_steps": "diffusion_steps", "sampling_steps": "steps",
+    },
+}
+
 
 def config_from_card(card: dict, config_class: type[Config], path: str | Path) -> Config:
     """The model config dataclass ``config_class`` built from a card's ``config`` object (JSON lists become
-    tuples); one sentence when the card has none, names fields this version does not know, or holds values
-    the class rejects."""
+    tuples; a field under an old name in `RENAMED_CONFIG_FIELDS` is read under its new name); one sentence
+    when the card has none, names fields this version does not know, or holds values the class rejects."""
     config, model = card.get("config"), card.get("model", "model")
     if not isinstance(config, dict):
         raise ListenerctlError(f"checkpoint {path} has no {model} config in its card.")
+    renamed = RENAMED_CONFIG_FIELDS.get(config_class.__name__, {})
+    config = {renamed.get(name, name): value for name, value in config.items()}
     unknown = sorted(set(config) - {f.name for f in fields(config_class)})
     if unknown:
         raise ListenerctlError(f"checkpoint {path} has a {model} config with unknown fields {', '.join(unknown)}; "

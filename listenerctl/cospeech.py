@@ -23,7 +23,7 @@ import numpy as np
 
 from listenerctl.atomic import staged_dir
 from listenerctl.errors import ListenerctlError
-from listenerctl.media import VideoWriter, load_audio, probe
+from listenerctl.media import SAMPLE_RATE, VideoWriter, load_audio, probe
 from listenerctl.models import DEFAULT_MODEL
 from listenerctl.motion import Motion
 
@@ -66,7 +66,7 @@ def _load_speech(path: Path, notes: list[str]) -> np.ndarray:
     if not info.has_audio:
         raise ListenerctlError(f"{path.name} has no audio track; co-speech motion is generated from speech.")
     samples = load_audio(path)
-    duration = len(samples) / 16_000
+    duration = len(samples) / SAMPLE_RATE
     if duration < MIN_DURATION_S:
         raise ListenerctlError(f"{path.name} lasts {duration:.2f} s; at least {MIN_DURATION_S} s of audio is needed.")
     level = 20 * np.log10(max(float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))), 1e-10))
@@ -136,7 +136,7 @@ def generate_cospeech(audio_path: str | Path, out_dir: str | Path, samples: int 
         manifest = {
             "complete": True, "task": "cospeech",
             "input": {"path": str(audio_path), "sha256": file_sha256(audio_path),
-                      "duration_s": len(speech) / 16_000},
+                      "duration_s": len(speech) / SAMPLE_RATE},
             "notes": notes,
             "model": {"name": generator.name, **generator.describe()},
             "seed": opts.seed, "options": asdict(opts),

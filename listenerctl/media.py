@@ -20,7 +20,7 @@ import numpy as np
 from listenerctl.atomic import atomic_file
 from listenerctl.errors import ListenerctlError
 
-AUDIO_RATE = 16_000
+SAMPLE_RATE = 16_000   # Hz: every waveform is decoded to 16 kHz mono
 MAX_DURATION_S = 6 * 3600.0  # longer inputs are refused as absurd rather than ground through
 
 
@@ -140,7 +140,7 @@ def _run(args: list[str], what: str, path: Path) -> bytes:
     return proc.stdout
 
 
-def load_audio(path: str | Path, rate: int = AUDIO_RATE) -> np.ndarray:
+def load_audio(path: str | Path, rate: int = SAMPLE_RATE) -> np.ndarray:
     """Decode the first audio stream to mono float32 samples in [-1, 1] at ``rate`` Hz: [N]."""
     path = Path(path)
     args = [_ffmpeg_binary(), "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0",
@@ -151,7 +151,7 @@ def load_audio(path: str | Path, rate: int = AUDIO_RATE) -> np.ndarray:
     return np.nan_to_num(samples.copy(), nan=0.0, posinf=0.0, neginf=0.0)
 
 
-def write_wav(path: str | Path, samples: np.ndarray, rate: int = AUDIO_RATE) -> None:
+def write_wav(path: str | Path, samples: np.ndarray, rate: int = SAMPLE_RATE) -> None:
     """16-bit PCM mono WAV of float ``samples`` [N] in [-1, 1] at ``rate`` Hz, written atomically."""
     pcm = np.round(np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
     with atomic_file(path) as fh, wave.open(fh, "wb") as wav:

@@ -83,6 +83,11 @@ SPECS: dict[str, MotionSpec] = {
     "beatface51": MotionSpec("beatface51", ARKIT52[:51], 15.0),
 }
 
+ARKIT58_DIM = SPECS["arkit58"].dim                    # 58: ARKit blendshapes then head pose
+BLENDSHAPE_DIM = len(ARKIT52)                         # 52: the first arkit58 channels, held in [0, 1]
+EMOTION25_DIM = SPECS["emotion25"].dim                # 25: AUs, valence / arousal, expression probabilities
+ARKIT58_EMOTION25_DIM = ARKIT58_DIM + EMOTION25_DIM   # 83: a face (listener or speaker) as arkit58 then emotion25
+
 
 def get_spec(name: str) -> MotionSpec:
     try:

@@ -21,7 +21,7 @@ from listenerctl.atomic import partial_dir, remove_stale_partials, staged_dir
 from listenerctl.conditioning import Conditioning, FaceFeatures
 from listenerctl.errors import ListenerctlError
 from listenerctl.hashing import file_sha256
-from listenerctl.media import MediaInfo, load_audio, probe
+from listenerctl.media import SAMPLE_RATE, MediaInfo, load_audio, probe
 from listenerctl.models import DEFAULT_MODEL
 from listenerctl.motion import Motion, num_frames
 
@@ -92,7 +92,7 @@ def prepare_conditioning(path: Path, face: str = "auto", cache_dir: str | None =
         start = time.perf_counter()
         samples = load_audio(path)
         timings["decode_audio_s"] = time.perf_counter() - start
-    audio_s = len(samples) / 16_000 if samples is not None else 0.0
+    audio_s = len(samples) / SAMPLE_RATE if samples is not None else 0.0
     video_s = info.video_duration if info.has_video else 0.0
     duration = max(audio_s, video_s)
     if duration < MIN_DURATION_S:

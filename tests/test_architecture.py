@@ -19,7 +19,7 @@ from helpers import ROOT
 
 PACKAGE = "listenerctl"
 MODEL_BLOCKS = {"models.base", "models.layers", "models.diffusion", "models.quantize", "models.windows",
-                "models.speaker", "models.listener_range", "models.seeding"}
+                "models.speaker", "models.listener_range", "models.seeding", "models.learned"}
 MODEL_SUBMODULES = {"models.sfms": {"models.sfms_keyframes"}}   # a model's own parts, in their own files
 MODEL_MAY_USE = {"motion", "conditioning", "checkpoint", "errors", "emotion", "paths"}  # and features.*
 JOBS = {"cli", "cli_common", "cli_options", "cli_study", "pipeline", "batch", "cospeech", "evaluate", "training", "study", "study_analysis",

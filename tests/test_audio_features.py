@@ -11,7 +11,7 @@ import pytest
 import torch
 import torchaudio
 
-from listenerctl.features.audio import (SAMPLE_RATE, bool_runs, extract_audio, runs_to_mask,
+from listenerctl.features.audio import (AUDIO_FEATURE_DIM, SAMPLE_RATE, bool_runs, extract_audio, runs_to_mask,
                                         smooth_activity)
 from listenerctl.media import load_audio
 from helpers import shared_file
@@ -44,6 +44,11 @@ def test_shapes_dtypes_and_num_frames():
     np.testing.assert_array_equal(extract_audio(samples, num_frames=20).mel, feats.mel[:20])
     assert extract_audio(samples, fps=30.0).mel.shape == (60, 80)
     assert extract_audio(np.zeros(0, np.float32)).mfcc.shape == (0, 39)
+
+
+def test_the_feature_width_is_the_matrix_width():
+    """`AUDIO_FEATURE_DIM`, which the learned listeners size their audio layers by, is what `matrix()` gives."""
+    assert extract_audio(harmonic_tone(150, 0.4)).matrix().shape == (10, AUDIO_FEATURE_DIM) == (10, 123)
 
 
 def test_mel_frames_are_centred_on_motion_frames():

@@ -10,8 +10,10 @@ import pytest
 import torch
 from torch import nn
 
-from listenerctl.checkpoint import checkpoint_paths, load_checkpoint, load_into, read_card, save_checkpoint
+from listenerctl.checkpoint import (RENAMED_CONFIG_FIELDS, checkpoint_paths, load_checkpoint, load_into, read_card,
+                                    save_checkpoint)
 from listenerctl.errors import ListenerctlError
+from listenerctl.models import REGISTRY, load_generator, resolve
 
 
 class TinyNet(nn.Module):
@@ -169,7 +171,7 @@ def test_checkpoint_paths_accept_stem_or_either_file(tmp_path):
 # ---------------------------------------------------------------- every shipped learned model
 
 # A config field whose change gives the shipped weights the wrong shapes.
-SHAPE_FIELD = {"lbd": "denoiser_width", "difflistener": "codebook", "sfms": "predictor_width", "facetok": "dim",
+SHAPE_FIELD = {"lbd": "denoiser_width", "difflistener": "codebook", "sfms": "predictor_width", "facetok": "width",
                "diffsheg": "width"}
 
 
@@ -209,3 +211,23 @@ def test_shipped_checkpoints_refuse_damage_and_mismatch_in_one_sentence(name, tm
     other = "lbd" if name != "lbd" else "sfms"
     assert other in refused(blob, {**card, "model": other})
     assert "motion spec" in refused(blob, {**card, "spec": "deca56"})
+
+
+@pytest.mark.parametrize("name", [name for name, entry in REGISTRY.items()
+                                  if entry.learned and resolve(entry.target).config_class.__name__ in RENAMED_CONFIG_FIELDS])
+def test_a_card_with_the_old_config_names_still_loads(tmp_path, name):
+    """A checkpoint written before the config renames (its card spells the fields the old way) builds the same
+    model as the shipped card, which uses the new names; the weights' sha256 is untouched by the card."""
+    shipped = REGISTRY[name].default_checkpoint()
+    weights, card_path = checkpoint_paths(shipped)
+    card = json.loads(card_path.read_text())
+    renamed = RENAMED_CONFIG_FIELDS[resolve(REGISTRY[name].target).config_class.__name__]
+    assert set(renamed.values()) <= set(card["config"]) and not set(renamed) & set(card["config"])
+    old_names = {new: old for old, new in renamed.items()}
+    card["config"] = {old_names.get(field, field): value for field, value in card["config"].items()}
+    (tmp_path / weights.name).write_bytes(weights.read_bytes())
+    (tmp_path / card_path.name).write_text(json.dumps(card))
+    old = load_generator(name, tmp_path / weights.name)
+    new = load_generator(name, shipped)
+    assert old.config == new.config and old.describe()["sha256"] == new.describe()["sha256"]
+    assert all(torch.equal(a, b) for a, b in zip(old.model.state_dict().values(), new.model.state_dict().values()))

@@ -30,9 +30,9 @@ MODELS = {
     "sfms": (dict(width=16, heads=2, position_dim=8, predictor_width=16, predictor_layers=1, encoder_layers=1,
                   inpainter_layers=1, batch_size=8, tokenizer_steps=4, warmup_steps=2, best_of=2, keyframes=5),
              ("tokenizer_steps",), ("predictor.body.",), ("tokenizer.",)),
-    "facetok": (dict(token_window=4, tokenizer_dim=16, tokenizer_depth=1, dim=16, heads=2, speaker_depth=1,
-                     listener_depth=1, patch=8, context=8, tokenizer_steps=4, emotion_steps=2, tokenizer_batch=4,
-                     batch_size=4, warmup=2),
+    "facetok": (dict(token_window=4, tokenizer_width=16, tokenizer_layers=1, width=16, heads=2, speaker_layers=1,
+                     listener_layers=1, patch=8, context=8, tokenizer_steps=4, emotion_steps=2, tokenizer_batch_size=4,
+                     batch_size=4, warmup_steps=2),
                 ("tokenizer_steps", "emotion_steps"), ("listener.",), ("tokenizer.", "emotion.")),
 }
 

@@ -119,7 +119,7 @@ def test_window_joins_do_not_jump(shipped):
     larger than at any other token boundary: the joined token timeline is decoded in one pass."""
     motion = shipped.generate(Conditioning(FPS, 750, audio=synthetic_audio(750)), 6, seed=2).data
     steps = np.abs(np.diff(motion, axis=1)).mean(axis=(0, 2))            # [T - 1], step t → t + 1
-    cfg = shipped.model.cfg
+    cfg = shipped.model.config
     shift = cfg.tokens - cfg.overlap_tokens
     joins = [token * cfg.downsample - 1 for start in range(shift, 750 // cfg.downsample, 2 * shift)
              for token in (start + cfg.overlap_tokens, start + shift) if token * cfg.downsample < 750]
@@ -131,25 +131,25 @@ def test_window_joins_do_not_jump(shipped):
 
 def test_pinned_tokens_are_kept_and_free_ones_sampled(shipped):
     model = shipped.model
-    n = model.cfg.tokens
-    context = torch.randn(6, n, model.cfg.width, generator=torch.Generator().manual_seed(0))
-    known = torch.randint(model.cfg.codebook, (6, n), generator=torch.Generator().manual_seed(1))
+    n = model.config.tokens
+    context = torch.randn(6, n, model.config.width, generator=torch.Generator().manual_seed(0))
+    known = torch.randint(model.config.codebook, (6, n), generator=torch.Generator().manual_seed(1))
     pinned = torch.zeros(6, n, dtype=torch.bool)
     pinned[:, :2] = pinned[:, -2:] = True
     tokens = model.sample_tokens(context, torch.Generator().manual_seed(2), 10, pinned, known)
     assert torch.equal(tokens[pinned], known[pinned])
     assert not torch.equal(tokens[~pinned], known[~pinned])
-    assert tokens.max() < model.cfg.codebook                              # no [MASK] left
+    assert tokens.max() < model.config.codebook                              # no [MASK] left
 
 
 def test_chunked_decoding_equals_one_pass(shipped, monkeypatch):
     model = shipped.model
-    tokens = torch.randint(model.cfg.codebook, (2, 50), generator=torch.Generator().manual_seed(0))
+    tokens = torch.randint(model.config.codebook, (2, 50), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         whole = model.decode_tokens(tokens)
         monkeypatch.setattr(dl, "DECODE_CHUNK", 7)
         chunked = model.decode_tokens(tokens)
-    assert whole.shape == (2, 50 * model.cfg.downsample, 83)
+    assert whole.shape == (2, 50 * model.config.downsample, 83)
     torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=1e-5)
 
 
@@ -239,7 +239,7 @@ def test_two_phase_training_freezes_the_vqvae_and_reloads(tiny_corpus, tmp_path)
     assert np.isfinite([metrics[k] for k in ("val_recon_mse", "val_vlb", "val_x0_ce", "val_FRCorr_k10",
                                              "val_FRCorr_shuffled_k10")]).all()
     generator = DiffListener.from_checkpoint(stem)
-    assert generator.model.cfg == DiffListenerConfig(**TINY)
+    assert generator.model.config == DiffListenerConfig(**TINY)
     motion = generator.generate(Conditioning(FPS, 130, audio=synthetic_audio(130)), 3, seed=0).data
     assert motion.shape == (3, 130, 58) and np.isfinite(motion).all()
 

@@ -25,7 +25,7 @@ from helpers import ROOT, run_cli, shared_file
 
 SHIPPED = ROOT / "checkpoints" / "diffsheg.safetensors"
 TINY = DiffShegConfig(width=32, heads=2, audio_layers=1, expression_layers=1, gesture_layers=1, window=20,
-                      overlap=4, train_steps=100, styles=("any", "scott"))
+                      overlap=4, diffusion_steps=100, styles=("any", "scott"))
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -238,7 +238,7 @@ def test_training_a_tiny_model_on_the_beat_sample_writes_a_loadable_checkpoint(t
     data = shared_file("beat/2_scott_0_1_1.bvh").parent
     shared_file("video/talking_face_8s.mp4")
     overrides = {**{k: v for k, v in asdict(TINY).items() if k not in ("styles", "window", "overlap")},
-                 "sampling_steps": 2, "window": 30, "overlap": 6, "batch_size": 4, "eval_samples": 2}
+                 "steps": 2, "window": 30, "overlap": 6, "batch_size": 4, "eval_samples": 2}
     plan = make_train_plan(data, seed=0, **overrides)
     card = run_training(plan, 3, tmp_path / "dsg", log_every=1)
     assert list(card["config"]["styles"]) == ["any", "scott", "video:talking_face_8s"]
@@ -296,7 +296,7 @@ def test_hubert_features_feed_training_and_generation(tmp_path):
 
     data = shared_file("beat/2_scott_0_1_1.bvh").parent
     overrides = {**{k: v for k, v in asdict(TINY).items() if k not in ("styles", "window", "overlap")},
-                 "sampling_steps": 2, "window": 30, "overlap": 6, "batch_size": 4, "eval_samples": 2,
+                 "steps": 2, "window": 30, "overlap": 6, "batch_size": 4, "eval_samples": 2,
                  "face_videos": (), "audio_encoder": f"hubert:{tmp_path / 'hubert'}"}
     plan = make_train_plan(data, seed=0, **overrides)
     card = run_training(plan, 2, tmp_path / "dsg", log_every=1)

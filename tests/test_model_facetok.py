@@ -183,9 +183,9 @@ def test_sampler_follows_temperature_and_top_k():
 # ------------------------------------------------------------------ training
 
 
-TINY = FacetokConfig(token_window=4, tokenizer_dim=16, tokenizer_depth=1, dim=16, heads=2, speaker_depth=1,
-                     listener_depth=1, patch=8, context=8, tokenizer_steps=6, emotion_steps=3, tokenizer_batch=4,
-                     batch_size=4, warmup=2)
+TINY = FacetokConfig(token_window=4, tokenizer_width=16, tokenizer_layers=1, width=16, heads=2, speaker_layers=1,
+                     listener_layers=1, patch=8, context=8, tokenizer_steps=6, emotion_steps=3, tokenizer_batch_size=4,
+                     batch_size=4, warmup_steps=2)
 
 
 def tiny_corpus(clips: int, seed: int) -> CorpusTensors:

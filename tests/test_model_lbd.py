@@ -81,7 +81,7 @@ def test_overlapping_windows_share_their_latents(shipped, windows):
     """Parallel: odd windows are pinned to both neighbours; sequential: each window to the one before. Either
     way the tokens two windows share are identical."""
     model = shipped.model
-    cfg = model.cfg
+    cfg = model.config
     codes = torch.randn(7, cfg.tokens * cfg.latent_dim, generator=torch.Generator().manual_seed(0))
     generator = torch.Generator().manual_seed(1)
     with torch.no_grad():
@@ -143,7 +143,7 @@ def test_two_phase_training_freezes_the_autoencoder_and_reloads(tiny_corpus, tmp
     assert card["training"]["resumed_from"] == 4 and card["steps"] == 8
     assert np.isfinite([card["metrics"][k] for k in ("val_recon_mse", "val_eps_mse", "val_FRCorr_k10")]).all()
     generator = LBDListener.from_checkpoint(stem)
-    assert generator.model.cfg == LBDConfig(**TINY)
+    assert generator.model.config == LBDConfig(**TINY)
     motion = generator.generate(Conditioning(FPS, 130, audio=synthetic_audio(130)), 3, seed=0).data
     assert motion.shape == (3, 130, 58) and np.isfinite(motion).all()
 

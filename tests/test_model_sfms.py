@@ -152,7 +152,7 @@ def test_generated_keyframes_are_sparse_like_the_training_tokens(shipped):
     with torch.no_grad():
         tokens = model.sample_tokens(speaker, 4, torch.Generator().manual_seed(0), 1.0, 0)
     rate = (tokens > 0).float().mean().item()
-    expected = model.cfg.keyframes / model.cfg.window
+    expected = model.config.keyframes / model.config.window
     assert 0.5 * expected < rate < 2.0 * expected
 
 
@@ -203,7 +203,7 @@ def test_two_phase_training_freezes_the_tokenizer_and_reloads(tiny_corpus, tmp_p
     assert card["training"]["resumed_from"] == 4 and card["steps"] == 8
     assert np.isfinite([card["metrics"][k] for k in ("val_recon_mse", "val_ce", "val_FRCorr_k10")]).all()
     generator = SFMSListener.from_checkpoint(stem)
-    assert generator.model.cfg == SFMSConfig(**TINY)
+    assert generator.model.config == SFMSConfig(**TINY)
     motion = generator.generate(Conditioning(FPS, 130, audio=synthetic_audio(130)), 3, seed=0).data
     assert motion.shape == (3, 130, 58) and np.isfinite(motion).all()
 

@@ -228,7 +228,7 @@ def test_corpus_keeps_transcript_embeddings_and_training_uses_them(text_corpus, 
     assert 0.5 < np.mean(clip.cond.text.unit >= 0) < 1.0         # words 0.6 s of every 0.75 s
 
     plan = make_train_plan(corpus, seed=0, **TINY, batch_size=8, vqvae_steps=4, warmup_steps=2, dead_after=2)
-    assert plan.model.cfg.text_dim == 16
+    assert plan.model.config.text_dim == 16
     batch = next(plan.batches)
     assert batch["text"].shape == (8, 32, 16) and batch["has_text"].dtype == torch.bool
     stem = tmp_path / "difflistener_text"

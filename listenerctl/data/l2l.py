@@ -23,7 +23,7 @@ from listenerctl.motion import get_spec
 
 SPEC = "deca56"
 FPS = get_spec(SPEC).fps
-MOTION_DIM = get_spec(SPEC).dim  # 56
+DECA56_DIM = get_spec(SPEC).dim  # 56
 SEQUENCE_FRAMES = 64
 MEL_PER_FRAME = 4
 MEL_BINS = 128
@@ -93,7 +93,7 @@ class L2LDataset:
                  "speaker_mel": l2l_file(folder, speaker, "speak", "audio"),
                  "listener_motion": l2l_file(folder, 1 - speaker, "list", "faces")}
         arrays = {name: _load(path, SEQUENCE_FRAMES * MEL_PER_FRAME, MEL_BINS, MEL_BINS) if name == "speaker_mel"
-                  else _load(path, SEQUENCE_FRAMES, MOTION_DIM) for name, path in paths.items()}
+                  else _load(path, SEQUENCE_FRAMES, DECA56_DIM) for name, path in paths.items()}
         counts = {paths[name].name: len(array) for name, array in arrays.items()}
         if len(set(counts.values())) > 1:
             detail = ", ".join(f"{name} {n}" for name, n in counts.items())
@@ -113,7 +113,7 @@ class L2LDataset:
             if name == "speaker_mel":
                 values = np.array(array[row], np.float32).reshape(SEQUENCE_FRAMES, MEL_PER_FRAME * MEL_BINS)
             else:
-                values = np.array(array[row, :, :MOTION_DIM], np.float32)
+                values = np.array(array[row, :, :DECA56_DIM], np.float32)
             problem = describe_nonfinite(values, f"sequence {row} of {path}")
             if problem:
                 raise ListenerctlError(problem + ".")

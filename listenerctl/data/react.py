@@ -27,15 +27,14 @@ from scipy.signal import resample_poly
 
 from listenerctl.atomic import atomic_file
 from listenerctl.errors import ListenerctlError
-from listenerctl.media import AUDIO_RATE, load_audio, write_wav
-from listenerctl.motion import get_spec
+from listenerctl.media import SAMPLE_RATE, load_audio, write_wav
+from listenerctl.motion import EMOTION25_DIM, get_spec
 
 SPLITS = ("train", "val", "test")
 FPS = 25
 FV_DIM = get_spec("faceverse58").dim
-EMOTION_DIM = get_spec("emotion25").dim
 RELEASE_AUDIO_RATE = 44_100  # Hz, the rate of REACT's WAV files
-SAMPLES_PER_FRAME = AUDIO_RATE // FPS  # 640 samples of 16 kHz audio per 25 fps frame
+SAMPLES_PER_FRAME = SAMPLE_RATE // FPS  # 640 samples of 16 kHz audio per 25 fps frame
 AUDIO_SHORTFALL_FRAMES = 2  # audio may end up to this many frames before its clip (zero-padded)
 # modality -> (folder under ROOT/split, file suffix)
 MODALITIES = {"3dfv": ("3D_FV_files", ".npy"), "emotion": ("Emotion", ".csv"),
@@ -137,8 +136,8 @@ def _load_emotion(path: Path) -> np.ndarray:
         array = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float32, ndmin=2)
     except ValueError as exc:
         raise ListenerctlError(f"cannot read {path} as comma-separated numbers ({exc}).") from None
-    if array.shape[1] != EMOTION_DIM:
-        raise ListenerctlError(f"{path} has {array.shape[1]} columns; expected {EMOTION_DIM} (emotion25).")
+    if array.shape[1] != EMOTION25_DIM:
+        raise ListenerctlError(f"{path} has {array.shape[1]} columns; expected {EMOTION25_DIM} (emotion25).")
     return array
 
 
@@ -279,7 +278,7 @@ class ReactDataset:
 
     def _clip_lengths(self, modality: str) -> dict[str, int]:
         """Frames of every clip of ``modality``, read from file headers; wrong widths raise."""
-        width = FV_DIM if modality == "3dfv" else EMOTION_DIM
+        width = FV_DIM if modality == "3dfv" else EMOTION25_DIM
         lengths, bad = {}, []
         for rel in self._clips(modality):
             path = clip_path(self.root, self.split, modality, rel)
@@ -351,7 +350,7 @@ class ReactDataset:
                 arrays[f"{role}_emotion"] = read_emotion(clip_path(self.root, self.split, "emotion", rel))
         if self.load_audio:
             path = clip_path(self.root, self.split, "audio", self.pairs[pair][0])
-            arrays["speaker_audio"] = _fit_audio(load_audio(path), int(self.lengths[pair]), AUDIO_RATE, str(path))
+            arrays["speaker_audio"] = _fit_audio(load_audio(path), int(self.lengths[pair]), SAMPLE_RATE, str(path))
         self._cached = (pair, arrays)
         return arrays
 
@@ -398,8 +397,8 @@ def write_react_clip(root: str | Path, split: str, rel_path: str, fv58: np.ndarr
     fv58, emotion = np.asarray(fv58, np.float32), np.asarray(emotion, np.float32)
     if fv58.ndim != 2 or fv58.shape[1] != FV_DIM or len(fv58) == 0:
         raise ValueError(f"fv58 must be [T >= 1, {FV_DIM}], got {fv58.shape}")
-    if emotion.shape != (len(fv58), EMOTION_DIM):
-        raise ValueError(f"emotion must be [{len(fv58)}, {EMOTION_DIM}] like fv58, got {emotion.shape}")
+    if emotion.shape != (len(fv58), EMOTION25_DIM):
+        raise ValueError(f"emotion must be [{len(fv58)}, {EMOTION25_DIM}] like fv58, got {emotion.shape}")
     for name, array in (("fv58", fv58), ("emotion", emotion)):
         if not np.isfinite(array).all():
             raise ValueError(f"{name} holds NaN or infinite values")
@@ -411,7 +410,7 @@ def write_react_clip(root: str | Path, split: str, rel_path: str, fv58: np.ndarr
         if isinstance(source, (str, Path)) and not Path(source).is_file():
             raise ListenerctlError(f"file not found: {source}.")
     if isinstance(audio, np.ndarray):
-        samples = _fit_audio(resample_poly(audio.astype(np.float32), RELEASE_AUDIO_RATE, AUDIO_RATE),
+        samples = _fit_audio(resample_poly(audio.astype(np.float32), RELEASE_AUDIO_RATE, SAMPLE_RATE),
                              len(fv58), RELEASE_AUDIO_RATE, f"the audio given for {rel_path}")
     elif audio is not None:
         samples = _fit_audio(load_audio(audio, RELEASE_AUDIO_RATE), len(fv58), RELEASE_AUDIO_RATE, str(audio))

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from listenerctl.errors import ListenerctlError
-from listenerctl.media import AUDIO_RATE, load_audio, write_wav
+from listenerctl.media import SAMPLE_RATE, load_audio, write_wav
 
 ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-us-nyc", "en-gb-x-gbclan")
 VARIANTS = ("m1", "m2", "m3", "m4", "m7", "f1", "f2", "f3", "f4", "f5")
@@ -80,6 +80,6 @@ def synthesize_speech(folder: Path, minutes: float, seed: int = 0, recording_min
         target = folder / f"synth_{seed:02d}_{index:03d}.wav"
         write_wav(target, samples)
         written.append(target)
-        total_s += len(samples) / AUDIO_RATE
+        total_s += len(samples) / SAMPLE_RATE
         index += 1
     return written

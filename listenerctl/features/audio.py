@@ -14,11 +14,13 @@ import torch
 import torchaudio.functional as AF
 
 from listenerctl.conditioning import AudioFeatures
+from listenerctl.media import SAMPLE_RATE
 
-SAMPLE_RATE = 16_000
 N_FFT = 1024                 # 64 ms Hann analysis window for the mel spectrum
 N_MELS = 80
 N_MFCC = 13
+AUDIO_FEATURE_DIM = N_MELS + 3 * N_MFCC + 4   # `AudioFeatures.matrix()` columns (123): log-mel, MFCC
+                                              # + deltas + delta-deltas, energy, log F0, voiced, VAD
 LOG_EPS = 1e-6               # mel = ln(power + LOG_EPS)
 ENERGY_FLOOR_DB = -100.0     # RMS level of digital silence, dBFS (RMS of a full-scale square wave = 0 dB)
 

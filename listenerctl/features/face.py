@@ -39,10 +39,9 @@ from listenerctl.conditioning import FaceFeatures
 from listenerctl.emotion import emotion_from_arkit
 from listenerctl.errors import ListenerctlError, NoFaceError
 from listenerctl.media import MediaInfo, iter_video_frames, probe
-from listenerctl.motion import ARKIT52, HEAD_POSE
+from listenerctl.motion import ARKIT52, ARKIT58_DIM
 from listenerctl.paths import FACE_MODEL
 
-ARKIT_DIM = len(ARKIT52) + len(HEAD_POSE)
 MAX_FACES = 4  # faces MediaPipe looks for per frame, so the largest one can be chosen
 TRACK_IOU = 0.3  # bounding-box overlap with the previous frame's face that counts as the same person
 MAX_WORKERS = 4  # parallel landmarkers (threads) at most
@@ -175,7 +174,7 @@ def choose_face(boxes: np.ndarray, previous: np.ndarray | None, face_index: int 
 def arkit_row(result, face: int) -> np.ndarray:
     """arkit58 [58] of one detected face: blendshapes by name (tongueOut 0), then `head_pose`."""
     weights = {c.category_name: c.score for c in result.face_blendshapes[face]}
-    row = np.zeros(ARKIT_DIM, dtype=np.float32)
+    row = np.zeros(ARKIT58_DIM, dtype=np.float32)
     row[:len(ARKIT52)] = [weights.get(name, 0.0) for name in ARKIT52]
     row[len(ARKIT52):] = head_pose(np.asarray(result.facial_transformation_matrixes[face], dtype=np.float64))
     return row
@@ -216,7 +215,7 @@ def landmark_rows(frames: Iterable[np.ndarray], fps: float = 25.0, face_index: i
     num_faces = MAX_FACES if face_index is None else max(MAX_FACES, face_index + 1)
     workers = workers or max(1, min(MAX_WORKERS, os.cpu_count() or 1))
     rows: list[np.ndarray] = []
-    missing = np.full(ARKIT_DIM, np.nan, dtype=np.float32)
+    missing = np.full(ARKIT58_DIM, np.nan, dtype=np.float32)
     previous = None
     most_faces = 0
 
@@ -240,7 +239,7 @@ def landmark_rows(frames: Iterable[np.ndarray], fps: float = 25.0, face_index: i
                 keep(*pending.popleft().result())
         while pending:
             keep(*pending.popleft().result())
-    return (np.stack(rows) if rows else np.zeros((0, ARKIT_DIM), np.float32)), most_faces
+    return (np.stack(rows) if rows else np.zeros((0, ARKIT58_DIM), np.float32)), most_faces
 
 
 def fill_missing(arkit: np.ndarray, found: np.ndarray) -> np.ndarray:

@@ -24,7 +24,7 @@ import numpy as np
 
 from listenerctl.features.crop_landmarks import THUMB_PX, CropFace, face_thumbnail, landmarks_in_crop
 from listenerctl.features.detection import detect_in_tile, merge, open_detector, tiles
-from listenerctl.features.face import (ARKIT_DIM, MAX_WORKERS, Progress, box_iou, cache_key, default_cache_dir,
+from listenerctl.features.face import (ARKIT58_DIM, MAX_WORKERS, Progress, box_iou, cache_key, default_cache_dir,
                                        detection_size, native_stderr_silenced, open_landmarker, write_cache)
 from listenerctl.features.people import People
 from listenerctl.features.reid import Tracklet, colour_distance, group
@@ -182,7 +182,7 @@ def people_from_tracklets(tracklets: list[Tracklet], num_frames: int, fps: float
     """Group ``tracklets`` into people (`reid.group`), drop those found in fewer than `MIN_PERSON_FRAMES`
     frames, and number the rest from the image's left by median face centre."""
     people = [p for p in group(tracklets) if sum(len(t.rows) for t in p) >= MIN_PERSON_FRAMES]
-    arkit = np.full((len(people), num_frames, ARKIT_DIM), np.nan, np.float32)
+    arkit = np.full((len(people), num_frames, ARKIT58_DIM), np.nan, np.float32)
     boxes = np.full((len(people), num_frames, 4), np.nan, np.float32)
     thumbnails = np.zeros((len(people), THUMB_PX, THUMB_PX, 3), np.uint8)
     for p, person in enumerate(people):

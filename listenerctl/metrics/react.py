@@ -34,8 +34,8 @@ from scipy import fft
 from listenerctl.errors import ListenerctlError
 from listenerctl.metrics import checked
 from listenerctl.metrics.protocols import check_protocol
+from listenerctl.motion import EMOTION25_DIM
 
-EMOTION_DIM = 25
 # FRDist channel groups and weights: DTW(AU 0:15)/15 + DTW(valence, arousal) + DTW(expressions)/8.
 DIST_GROUPS = (slice(0, 15), slice(15, 17), slice(17, 25))
 DIST_WEIGHTS = np.array([1 / 15, 1.0, 1 / 8])
@@ -308,7 +308,7 @@ def tlcc_offsets_official(pred: np.ndarray, speaker: np.ndarray, max_lag: int = 
 
 def _check_tlcc(pred, speaker, max_lag: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Checked pred [N, K, T, 25], speaker [N, T, 25] and the lags -max_lag … max_lag."""
-    pred, speaker = _check_pred(pred), checked("speaker", speaker, "[N, T, 25]", EMOTION_DIM)
+    pred, speaker = _check_pred(pred), checked("speaker", speaker, "[N, T, 25]", EMOTION25_DIM)
     if speaker.shape[:2] != (pred.shape[0], pred.shape[2]):
         raise ListenerctlError(f"speaker has shape {speaker.shape}; it needs [N, T, 25] matching pred "
                                f"{pred.shape}.")
@@ -444,7 +444,7 @@ def speaker_contributions(pred: np.ndarray, speaker: np.ndarray, appropriate: Se
 
 
 def _check_pred(pred) -> np.ndarray:
-    return checked("pred", pred, "[N, K, T, 25]", EMOTION_DIM)
+    return checked("pred", pred, "[N, K, T, 25]", EMOTION25_DIM)
 
 
 def _check_appropriate(appropriate: Sequence[np.ndarray], pred: np.ndarray) -> list[np.ndarray]:
@@ -452,7 +452,7 @@ def _check_appropriate(appropriate: Sequence[np.ndarray], pred: np.ndarray) -> l
     if len(appropriate) != len(pred):
         raise ListenerctlError(f"pred has {len(pred)} clips but appropriate reactions are given for "
                                f"{len(appropriate)}.")
-    arrays = [checked(f"appropriate[{i}]", app, "[M, T, 25]", EMOTION_DIM) for i, app in enumerate(appropriate)]
+    arrays = [checked(f"appropriate[{i}]", app, "[M, T, 25]", EMOTION25_DIM) for i, app in enumerate(appropriate)]
     for i, app in enumerate(arrays):
         if app.shape[1] != pred.shape[2]:
             raise ListenerctlError(f"appropriate[{i}] has {app.shape[1]} frames but pred has {pred.shape[2]}.")

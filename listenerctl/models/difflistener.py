@@ -42,32 +42,27 @@ transcript, so that a text-trained checkpoint also works without one. A corpus w
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from listenerctl.checkpoint import config_from_card, load_checkpoint, load_into
 from listenerctl.conditioning import Conditioning
 from listenerctl.errors import ListenerctlError
-from listenerctl.models.base import Generator
+from listenerctl.features.audio import AUDIO_FEATURE_DIM, N_MELS
 from listenerctl.models.layers import (CrossAttentionLayer, PositionalEncoding, TimestepEmbedding, TransformerDecoder,
                                        TransformerEncoder)
+from listenerctl.models.learned import LearnedGenerator
 from listenerctl.models.quantize import VectorQuantizer
 from listenerctl.models.speaker import speaker_tensors
-from listenerctl.motion import Motion, get_spec
+from listenerctl.motion import ARKIT58_DIM, ARKIT58_EMOTION25_DIM, BLENDSHAPE_DIM, Motion, get_spec
 
 NAME = "difflistener"
 SPEC = get_spec("arkit58")
 FPS = 25.0
-ARKIT_DIM = SPEC.dim                                  # 58
-MOTION_DIM = ARKIT_DIM + get_spec("emotion25").dim    # 83: arkit58 then emotion25
-AUDIO_DIM = 123                                       # AudioFeatures.matrix() columns
-AUDIO_COLUMNS = slice(80, 123)                        # MFCC (39) + energy, log F0, voiced, VAD
-BLENDSHAPES = 52                                      # arkit58 channels held in [0, 1]
+AUDIO_COLUMNS = slice(N_MELS, AUDIO_FEATURE_DIM)      # MFCC (39) + energy, log F0, voiced, VAD
 WINDOW_CHUNK = 64                                     # windows per batched denoiser call (bounds memory)
 DECODE_CHUNK = 256                                    # tokens per decoder call
 DECODE_HALO = 4                                       # extra tokens each side of a decoder chunk (> its reach)
@@ -141,7 +136,8 @@ class MotionEncoder(nn.Module):
 
     def __init__(self, cfg: DiffListenerConfig):
         super().__init__()
-        layers: list[nn.Module] = [nn.Conv1d(MOTION_DIM, cfg.vq_width, 3, padding=1, padding_mode="replicate")]
+        layers: list[nn.Module] = [nn.Conv1d(ARKIT58_EMOTION25_DIM, cfg.vq_width, 3, padding=1,
+                                             padding_mode="replicate")]
         for _ in range(int(math.log2(cfg.downsample))):
             layers += [nn.GELU(), nn.Conv1d(cfg.vq_width, cfg.vq_width, 4, stride=2, padding=1),
                        ResidualConv(cfg.vq_width)]
@@ -162,7 +158,7 @@ class MotionDecoder(nn.Module):
         for _ in range(int(math.log2(cfg.downsample))):
             layers += [ResidualConv(cfg.vq_width), nn.Upsample(scale_factor=2, mode="nearest"),
                        nn.Conv1d(cfg.vq_width, cfg.vq_width, 3, padding=1, padding_mode="replicate")]
-        layers += [nn.GELU(), nn.Conv1d(cfg.vq_width, MOTION_DIM, 3, padding=1, padding_mode="replicate")]
+        layers += [nn.GELU(), nn.Conv1d(cfg.vq_width, ARKIT58_EMOTION25_DIM, 3, padding=1, padding_mode="replicate")]
         self.net = nn.Sequential(*layers)
 
     def forward(self, codes: Tensor) -> Tensor:
@@ -276,8 +272,8 @@ class SpeakerFusion(nn.Module):
         self.group = cfg.downsample
         audio_dim = AUDIO_COLUMNS.stop - AUDIO_COLUMNS.start
         self.audio_in = nn.Linear(cfg.downsample * audio_dim, cfg.width)
-        self.face_in = nn.Linear(cfg.downsample * ARKIT_DIM, cfg.width)
-        self.delta_in = nn.Linear(cfg.downsample * ARKIT_DIM, cfg.width)
+        self.face_in = nn.Linear(cfg.downsample * ARKIT58_DIM, cfg.width)
+        self.delta_in = nn.Linear(cfg.downsample * ARKIT58_DIM, cfg.width)
         self.text_in = nn.Linear(cfg.text_dim, cfg.width) if cfg.text_dim else None
         self.absent = nn.Parameter(torch.zeros(4 if cfg.text_dim else 3, cfg.width))  # audio, face, delta, text
         self.position = PositionalEncoding(cfg.width)
@@ -333,7 +329,7 @@ class DiffListenerModel(nn.Module):
 
     def __init__(self, cfg: DiffListenerConfig):
         super().__init__()
-        self.cfg = cfg
+        self.config = cfg
         self.encoder = MotionEncoder(cfg)
         self.quantizer = VectorQuantizer(cfg.codebook, cfg.code_dim, commitment_weight=cfg.commitment_weight,
                                          dead_after=cfg.dead_after)
@@ -341,7 +337,7 @@ class DiffListenerModel(nn.Module):
         self.fusion = SpeakerFusion(cfg)
         self.denoiser = TokenDenoiser(cfg)
         self.process = MaskReplaceProcess(cfg.codebook, cfg.diffusion_steps)
-        for name, size in (("motion", MOTION_DIM), ("audio", AUDIO_DIM)):
+        for name, size in (("motion", ARKIT58_EMOTION25_DIM), ("audio", AUDIO_FEATURE_DIM)):
             self.register_buffer(f"{name}_mean", torch.zeros(size))
             self.register_buffer(f"{name}_std", torch.ones(size))
 
@@ -360,7 +356,7 @@ class DiffListenerModel(nn.Module):
         recon = self.decoder(quantized)
         reconstruction = F.smooth_l1_loss(recon, target)
         vel = F.smooth_l1_loss(velocity(recon), velocity(target))
-        loss = reconstruction + self.cfg.velocity_weight * vel + commitment
+        loss = reconstruction + self.config.velocity_weight * vel + commitment
         return {"loss": loss, "recon": reconstruction.detach(), "velocity": vel.detach(),
                 "commitment": commitment.detach(), "usage": self.quantizer.usage(indices)}
 
@@ -372,7 +368,7 @@ class DiffListenerModel(nn.Module):
     def decode_tokens(self, tokens: Tensor) -> Tensor:
         """Tokens [B, N] → normalised frames [B, N · downsample, 83], decoded `DECODE_CHUNK` tokens at a time
         with `DECODE_HALO` tokens of context each side (the same frames as one call over all N tokens)."""
-        n, ds = tokens.shape[1], self.cfg.downsample
+        n, ds = tokens.shape[1], self.config.downsample
         parts = []
         for start in range(0, n, DECODE_CHUNK):
             lo, hi = max(0, start - DECODE_HALO), min(n, start + DECODE_CHUNK + DECODE_HALO)
@@ -388,10 +384,10 @@ class DiffListenerModel(nn.Module):
         and the mean absolute acceleration of the decoded and the true arkit58 motion (own units per frame²)."""
         tokens = torch.cat([self.tokenize(chunk) for chunk in tiles.split(256)])
         recon = torch.cat([self.decode_tokens(chunk) for chunk in tokens.split(256)])
-        counts = torch.bincount(tokens.flatten(), minlength=self.cfg.codebook).double()
+        counts = torch.bincount(tokens.flatten(), minlength=self.config.codebook).double()
         share = counts / counts.sum()
         entropy = -(share[share > 0] * share[share > 0].log()).sum()
-        own_units = lambda x: (x * self.motion_std + self.motion_mean)[..., :ARKIT_DIM]  # noqa: E731
+        own_units = lambda x: (x * self.motion_std + self.motion_mean)[..., :ARKIT58_DIM]  # noqa: E731
         return {"recon_mse": float(F.mse_loss(recon, tiles)),
                 "velocity_mse": float(F.mse_loss(velocity(recon), velocity(tiles))),
                 "code_usage": self.quantizer.usage(tokens),
@@ -403,10 +399,10 @@ class DiffListenerModel(nn.Module):
                 text: Tensor | None = None, has_text: Tensor | None = None) -> Tensor:
         """Speaker context [B, n, width] from normalised audio [B, w, 123] and face [B, w, 83] windows and,
         for a model with a transcript stream, text embeddings [B, w, E] (None: no transcript)."""
-        if self.cfg.text_dim and text is None:
-            text = audio.new_zeros(*audio.shape[:2], self.cfg.text_dim)
+        if self.config.text_dim and text is None:
+            text = audio.new_zeros(*audio.shape[:2], self.config.text_dim)
             has_text = torch.zeros_like(has_audio)
-        return self.fusion(audio[..., AUDIO_COLUMNS], face[..., :ARKIT_DIM], has_audio, has_face, text, has_text)
+        return self.fusion(audio[..., AUDIO_COLUMNS], face[..., :ARKIT58_DIM], has_audio, has_face, text, has_text)
 
     def diffusion_loss(self, batch: dict, generator: torch.Generator | None = None) -> dict:
         """Phase 2: VLB term + ``aux_weight`` · x_0 cross-entropy on the frozen VQ-VAE's tokens of the
@@ -420,11 +416,11 @@ class DiffListenerModel(nn.Module):
         logits = self.denoiser(x_t, t, context)
         p0 = logits.float().softmax(-1)
         model = self.process.posterior(p0, x_t, t, t - 1)
-        true = self.process.posterior(F.one_hot(x0, self.cfg.codebook).float(), x_t, t, t - 1)
+        true = self.process.posterior(F.one_hot(x0, self.config.codebook).float(), x_t, t, t - 1)
         tiny = torch.finfo(model.dtype).tiny
         kl = (true * (true.clamp_min(tiny).log() - model.clamp_min(tiny).log())).sum(-1).mean()
         ce = F.cross_entropy(logits.flatten(0, 1).float(), x0.flatten())
-        return {"loss": kl + self.cfg.aux_weight * ce, "vlb": kl.detach(), "x0_ce": ce.detach()}
+        return {"loss": kl + self.config.aux_weight * ce, "vlb": kl.detach(), "x0_ce": ce.detach()}
 
     @torch.no_grad()
     def sample_tokens(self, context: Tensor, generator: torch.Generator, steps: int,
@@ -453,7 +449,7 @@ class DiffListenerModel(nn.Module):
         embeddings ``text`` = (table [U + 1, E] ending in a zero row, rows [T] long into it): speaker padded
         (last frame repeated; no words) to whole windows, contexts per window, tokens by `sample_timeline`,
         decoded in one pass."""
-        cfg = self.cfg
+        cfg = self.config
         total = (audio if audio is not None else face).shape[0]
         n, shift = cfg.tokens, cfg.tokens - cfg.overlap_tokens
         count = 1 + math.ceil(max(math.ceil(total / cfg.downsample) - n, 0) / shift)
@@ -470,14 +466,14 @@ class DiffListenerModel(nn.Module):
                               for r in rows.split(WINDOW_CHUNK)])
         tokens = self.sample_timeline(contexts, num_samples, generator, steps)
         motion = self.decode_tokens(tokens)[:, :total] * self.motion_std + self.motion_mean
-        motion[..., :BLENDSHAPES].clamp_(0.0, 1.0)
+        motion[..., :BLENDSHAPE_DIM].clamp_(0.0, 1.0)
         return motion
 
     def sample_timeline(self, contexts: Tensor, num_samples: int, generator: torch.Generator, steps: int) -> Tensor:
         """Tokens [K, N] of W consecutive windows (N = n + (W − 1)(n − overlap_tokens)) from their contexts
         [W, n, width], all K samples of many windows per denoiser call: even windows first, then odd windows
         with the tokens shared with their (already sampled) neighbours pinned."""
-        cfg, k = self.cfg, num_samples
+        cfg, k = self.config, num_samples
         n, shift, count = cfg.tokens, cfg.tokens - cfg.overlap_tokens, len(contexts)
         device = contexts.device
         rows = torch.arange(count, device=device)[:, None] * shift + torch.arange(n, device=device)
@@ -506,45 +502,36 @@ class DiffListenerModel(nn.Module):
             return torch.cat([x, x[-1:].expand(frames - len(x), -1)])
 
         flag = lambda x: torch.tensor([x is not None], device=device)  # noqa: E731
-        return (padded(audio, AUDIO_DIM, self.audio_mean, self.audio_std),
-                padded(face, MOTION_DIM, self.motion_mean, self.motion_std), flag(audio), flag(face))
+        return (padded(audio, AUDIO_FEATURE_DIM, self.audio_mean, self.audio_std),
+                padded(face, ARKIT58_EMOTION25_DIM, self.motion_mean, self.motion_std), flag(audio), flag(face))
 
 
-class DiffListener(Generator):
+class DiffListener(LearnedGenerator):
     """The registered ``difflistener`` generator: a trained `DiffListenerModel`; ``steps`` (reverse jumps
     over the 100-step schedule) defaults to the checkpoint's config."""
 
     name = NAME
     spec = "arkit58"
     fps = FPS
+    network = DiffListenerModel
+    config_class = DiffListenerConfig
 
-    def __init__(self, model: DiffListenerModel, steps: int | None = None, checkpoint: dict | None = None):
-        self.model = model.eval()
-        self.steps = model.cfg.steps if steps is None else int(steps)
-        if not 1 <= self.steps <= model.cfg.diffusion_steps:
-            raise ListenerctlError(f"difflistener sampling steps must be in 1 … {model.cfg.diffusion_steps}, "
+    def configure(self, steps: int | None = None) -> None:
+        self.steps = self.config.steps if steps is None else int(steps)
+        if not 1 <= self.steps <= self.config.diffusion_steps:
+            raise ListenerctlError(f"difflistener sampling steps must be in 1 … {self.config.diffusion_steps}, "
                                    f"got {self.steps}.")
-        self.checkpoint = checkpoint or {}
 
-    @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "cpu", steps: int | None = None) -> "DiffListener":
-        """Load ``path`` (stem, .safetensors or .json), optionally with fewer sampling ``steps``."""
-        state, card = load_checkpoint(path, expected_model=NAME, expected_spec="arkit58")
-        model = DiffListenerModel(config_from_card(card, DiffListenerConfig, path))
-        load_into(model, state, source=f"checkpoint {path}")
-        return cls(model.to(device), steps, {"checkpoint": str(path), "sha256": card["sha256"]})
+    def sampling_settings(self) -> dict:
+        return {"sampling_steps": self.steps}
 
     @property
     def text_dim(self) -> int:
-        return self.model.cfg.text_dim
+        return self.config.text_dim
 
     def generate(self, cond: Conditioning, num_samples: int, seed: int) -> Motion:
         self.check_request(cond, num_samples)
-        device = self.model.motion_mean.device
-        generator = torch.Generator(device).manual_seed(seed)
+        generator = torch.Generator(self.device).manual_seed(seed)
         text = None if cond.text is None else (torch.from_numpy(cond.text.table()), torch.from_numpy(cond.text.rows()))
-        motion = self.model.generate(*speaker_tensors(cond, device), num_samples, generator, self.steps, text)
-        return Motion(motion[..., :ARKIT_DIM].cpu().numpy(), self.spec, cond.fps)
-
-    def describe(self) -> dict:
-        return {**self.checkpoint, "config": asdict(self.model.cfg), "sampling_steps": self.steps}
+        motion = self.model.generate(*speaker_tensors(cond, self.device), num_samples, generator, self.steps, text)
+        return Motion(motion[..., :ARKIT58_DIM].cpu().numpy(), self.spec, cond.fps)

@@ -14,21 +14,19 @@ previous window's tail at every denoising step, then linearly cross-faded (`wind
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from listenerctl.checkpoint import config_from_card, load_checkpoint, load_into
 from listenerctl.conditioning import Conditioning
 from listenerctl.errors import ListenerctlError
 from listenerctl.features.audio_encoder import PretrainedAudioEncoder, parse_audio_encoder
-from listenerctl.models.base import Generator
 from listenerctl.models.diffusion import DDIMSampler, NoiseSchedule, sample
 from listenerctl.models.layers import PositionalEncoding, TimestepEmbedding, TransformerEncoder
+from listenerctl.models.learned import LearnedGenerator
 from listenerctl.models.windows import outpaint
 from listenerctl.motion import Motion, fit_length, get_spec, resample
 
@@ -59,10 +57,10 @@ class DiffShegConfig:
     dropout: float = 0.1
     window: int = 60
     overlap: int = 10
-    train_steps: int = 1000
+    diffusion_steps: int = 1000
     schedule: str = "linear"
     min_snr: float = 5.0
-    sampling_steps: int = 25
+    steps: int = 25
     styles: tuple[str, ...] = (ANY_STYLE,)
     audio_encoder: str = "none"
     encoder_dim: int = 0
@@ -97,7 +95,7 @@ class UniEG(nn.Module):
         super().__init__()
         self.config = config
         c = config
-        self.schedule = NoiseSchedule(c.schedule, c.train_steps, prediction="epsilon")
+        self.schedule = NoiseSchedule(c.schedule, c.diffusion_steps, prediction="epsilon")
         self.register_buffer("alphas_cumprod", self.schedule.alphas_cumprod.float(), persistent=False)
         for name, dim in (("audio", c.audio_dim), ("expression", EXPRESSION_DIM), ("gesture", GESTURE_DIM)):
             self.register_buffer(f"{name}_mean", torch.zeros(dim))
@@ -189,39 +187,23 @@ class CoSpeechMotion:
     gesture: Motion
 
 
-class DiffSheg(Generator):
+class DiffSheg(LearnedGenerator):
     """A trained UniEG model: K samples of speaker expression and gestures for any audio length."""
 
     name = NAME
     spec = GESTURE_SPEC
     fps = FPS
+    network = UniEG
+    config_class = DiffShegConfig
 
-    def __init__(self, model: UniEG, card: dict, device: str = "cpu", path: Path | None = None):
-        self.model = model.to(device).eval()
-        self.card = card
-        self.device = device
-        self.path = path
-        self._encoder_spec = model.config.audio_encoder
+    def configure(self) -> None:
+        """The audio encoder starts as the card's (`use_audio_encoder` changes it), loaded on first use."""
+        self._encoder_spec = self.config.audio_encoder
         self._encoder: PretrainedAudioEncoder | None = None
-
-    @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> "DiffSheg":
-        state, card = load_checkpoint(path, expected_model=NAME, expected_spec=GESTURE_SPEC)
-        model = UniEG(config_from_card(card, DiffShegConfig, path))
-        load_into(model, state, f"checkpoint {path}")
-        return cls(model, card, device, Path(path))
-
-    @property
-    def config(self) -> DiffShegConfig:
-        return self.model.config
 
     @property
     def styles(self) -> tuple[str, ...]:
         return self.config.styles
-
-    def describe(self) -> dict:
-        return {"checkpoint": str(self.path) if self.path else None, "sha256": self.card.get("sha256"),
-                "config": asdict(self.config)}
 
     def use_audio_encoder(self, spec: str) -> None:
         """Load the pretrained audio encoder from ``spec`` ("hubert:/folder" or "wav2vec2:/folder") instead of
@@ -281,7 +263,7 @@ class DiffSheg(Generator):
                                    f"got {list(audio.shape)}.")
         if num_samples < 1:
             raise ListenerctlError(f"number of samples must be at least 1, got {num_samples}.")
-        steps = steps or self.config.sampling_steps
+        steps = steps or self.config.steps
         overlap = self.config.overlap if overlap is None else overlap
         if not 0 <= overlap < self.config.window:
             raise ListenerctlError(f"overlap must be in 0 … {self.config.window - 1} frames, got {overlap}.")

@@ -34,27 +34,23 @@ jitter).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from listenerctl.checkpoint import config_from_card, load_checkpoint, load_into
 from listenerctl.conditioning import Conditioning
-from listenerctl.models.base import Generator
+from listenerctl.features.audio import AUDIO_FEATURE_DIM
 from listenerctl.models.layers import PositionalEncoding, TransformerDecoder, TransformerEncoder
+from listenerctl.models.learned import LearnedGenerator
 from listenerctl.models.quantize import FSQ
 from listenerctl.models.seeding import RowNoise, as_row_noise
 from listenerctl.models.windows import roll_many
-from listenerctl.motion import ARKIT52, HEAD_POSE, Motion, get_spec
+from listenerctl.motion import ARKIT52, ARKIT58_DIM, EMOTION25_DIM, HEAD_POSE, Motion, get_spec
 
 NAME = "facetok"
 SPEC = get_spec("arkit58")
-MOTION_DIM = SPEC.dim
-EMOTION_DIM = get_spec("emotion25").dim
-AUDIO_DIM = 123                     # `AudioFeatures.matrix()` width
 NUM_AUS, NUM_VA = 15, 2             # emotion25 = 15 AU occurrences, valence/arousal, 8 expression probabilities
 STD_FLOOR = 1e-2                    # channels the data never moves are scaled by this instead of ~0
 
@@ -65,7 +61,7 @@ GROUPS = tuple(GROUP_PREFIXES) + ("head",)
 
 def group_matrix() -> Tensor:
     """[6, 58] rows averaging the arkit58 channels of each blendshape group (order of `GROUPS`)."""
-    member = torch.zeros(len(GROUPS), MOTION_DIM)
+    member = torch.zeros(len(GROUPS), ARKIT58_DIM)
     for g, prefixes in enumerate(GROUP_PREFIXES.values()):
         for c, name in enumerate(ARKIT52):
             member[g, c] = float(name.startswith(prefixes))
@@ -79,15 +75,15 @@ class FacetokConfig:
 
     levels: tuple[int, ...] = (8, 5, 5, 5)
     token_window: int = 8           # frames per tokenizer window
-    tokenizer_dim: int = 64
-    tokenizer_depth: int = 2
-    emotion_depth: int = 1
-    dim: int = 64                   # predictor width
+    tokenizer_width: int = 64
+    tokenizer_layers: int = 2
+    emotion_layers: int = 1
+    width: int = 64                 # predictor width
     heads: int = 4
-    speaker_depth: int = 2          # audio self-attention layers
-    face_depth: int = 1             # speaker face-token self-attention layers
-    fusion_depth: int = 1           # self-attention + gated cross-attention (audio attends to face tokens)
-    listener_depth: int = 3
+    speaker_layers: int = 2         # audio self-attention layers
+    face_layers: int = 1            # speaker face-token self-attention layers
+    fusion_layers: int = 1          # self-attention + gated cross-attention (audio attends to face tokens)
+    listener_layers: int = 3
     patch: int = 32                 # frames predicted per rolling step
     context: int = 32               # past listener frames the decoder sees (a multiple of patch)
     start_share: float = 0.1        # share of training batches that start at a clip's first frame
@@ -103,11 +99,11 @@ class FacetokConfig:
     coupled_sampling: bool = True
     tokenizer_steps: int = 3200
     emotion_steps: int = 200
-    tokenizer_batch: int = 8        # windows per step while training the tokenizer and emotion decoder
+    tokenizer_batch_size: int = 8   # windows per step while training the tokenizer and emotion decoder
     batch_size: int = 32            # windows per step while training the predictor
     tokenizer_lr: float = 3e-3
     predictor_lr: float = 5e-4
-    warmup: int = 100
+    warmup_steps: int = 100
 
     @property
     def window(self) -> int:
@@ -160,9 +156,9 @@ class FaceTokenizer(nn.Module):
     def __init__(self, c: FacetokConfig):
         super().__init__()
         self.fsq = FSQ(c.levels)
-        self.encoder = WindowTransformer(MOTION_DIM, self.fsq.dim, c.tokenizer_dim, c.tokenizer_depth, c.heads,
+        self.encoder = WindowTransformer(ARKIT58_DIM, self.fsq.dim, c.tokenizer_width, c.tokenizer_layers, c.heads,
                                          c.token_window)
-        self.decoder = WindowTransformer(self.fsq.dim, MOTION_DIM, c.tokenizer_dim, c.tokenizer_depth, c.heads,
+        self.decoder = WindowTransformer(self.fsq.dim, ARKIT58_DIM, c.tokenizer_width, c.tokenizer_layers, c.heads,
                                          c.token_window)
 
     @property
@@ -187,12 +183,12 @@ class EmotionDecoder(nn.Module):
 
     def __init__(self, c: FacetokConfig):
         super().__init__()
-        self.net = WindowTransformer(len(c.levels), EMOTION_DIM, c.tokenizer_dim, c.emotion_depth, c.heads,
+        self.net = WindowTransformer(len(c.levels), EMOTION25_DIM, c.tokenizer_width, c.emotion_layers, c.heads,
                                      c.token_window)
 
     def forward(self, codes: Tensor) -> Tensor:
         raw = self.net(codes)
-        aus, va, expr = raw.split([NUM_AUS, NUM_VA, EMOTION_DIM - NUM_AUS - NUM_VA], dim=-1)
+        aus, va, expr = raw.split([NUM_AUS, NUM_VA, EMOTION25_DIM - NUM_AUS - NUM_VA], dim=-1)
         return torch.cat([torch.sigmoid(aus), torch.tanh(va), torch.softmax(expr, dim=-1)], dim=-1)
 
 
@@ -208,13 +204,13 @@ class SpeakerEncoder(nn.Module):
     def __init__(self, c: FacetokConfig, codebook_size: int):
         super().__init__()
         self.absent_face = codebook_size
-        self.audio_in = nn.Linear(AUDIO_DIM, c.dim)
-        self.absent_audio = nn.Parameter(torch.zeros(c.dim))
-        self.face_in = nn.Embedding(codebook_size + 1, c.dim)
-        self.pos = PositionalEncoding(c.dim)
-        self.audio_self = TransformerEncoder(c.dim, c.speaker_depth, c.heads, dropout=c.dropout)
-        self.face_self = TransformerEncoder(c.dim, c.face_depth, c.heads, dropout=c.dropout)
-        self.fusion = TransformerEncoder(c.dim, c.fusion_depth, c.heads, dropout=c.dropout, context_dim=c.dim,
+        self.audio_in = nn.Linear(AUDIO_FEATURE_DIM, c.width)
+        self.absent_audio = nn.Parameter(torch.zeros(c.width))
+        self.face_in = nn.Embedding(codebook_size + 1, c.width)
+        self.pos = PositionalEncoding(c.width)
+        self.audio_self = TransformerEncoder(c.width, c.speaker_layers, c.heads, dropout=c.dropout)
+        self.face_self = TransformerEncoder(c.width, c.face_layers, c.heads, dropout=c.dropout)
+        self.fusion = TransformerEncoder(c.width, c.fusion_layers, c.heads, dropout=c.dropout, context_dim=c.width,
                                          gated=True)
 
     def forward(self, audio: Tensor, audio_present: Tensor, face_tokens: Tensor) -> Tensor:
@@ -242,14 +238,14 @@ class ListenerDecoder(nn.Module):
 
     def __init__(self, c: FacetokConfig, fsq: FSQ):
         super().__init__()
-        self.frame_in = nn.Linear(fsq.dim + MOTION_DIM, c.dim)
-        self.mask = nn.Parameter(0.02 * torch.randn(c.dim))
-        self.style_in = nn.Linear(MOTION_DIM, c.dim)
-        self.pos = PositionalEncoding(c.dim)
-        self.body = TransformerDecoder(c.dim, c.listener_depth, c.heads, context_dim=c.dim, dropout=c.dropout,
+        self.frame_in = nn.Linear(fsq.dim + ARKIT58_DIM, c.width)
+        self.mask = nn.Parameter(0.02 * torch.randn(c.width))
+        self.style_in = nn.Linear(ARKIT58_DIM, c.width)
+        self.pos = PositionalEncoding(c.width)
+        self.body = TransformerDecoder(c.width, c.listener_layers, c.heads, context_dim=c.width, dropout=c.dropout,
                                        causal=False)
-        self.head = nn.Linear(c.dim, fsq.codebook_size)
-        self.level_head = nn.Linear(c.dim, sum(fsq.levels))
+        self.head = nn.Linear(c.width, fsq.codebook_size)
+        self.level_head = nn.Linear(c.width, sum(fsq.levels))
         levels = torch.tensor(fsq.levels)
         basis = torch.cumprod(torch.cat([torch.ones(1, dtype=torch.long), levels[:-1]]), 0)  # FSQ's mixed radix
         offsets = torch.cumsum(levels, 0) - levels
@@ -280,11 +276,11 @@ class FacetokModel(nn.Module):
         self.emotion = EmotionDecoder(config)
         self.speaker = SpeakerEncoder(config, size)
         self.listener = ListenerDecoder(config, self.tokenizer.fsq)
-        self.register_buffer("motion_mean", torch.zeros(MOTION_DIM))
-        self.register_buffer("motion_std", torch.ones(MOTION_DIM))
-        self.register_buffer("audio_mean", torch.zeros(AUDIO_DIM))
-        self.register_buffer("audio_std", torch.ones(AUDIO_DIM))
-        self.register_buffer("styles", torch.zeros(config.style_bank, MOTION_DIM))
+        self.register_buffer("motion_mean", torch.zeros(ARKIT58_DIM))
+        self.register_buffer("motion_std", torch.ones(ARKIT58_DIM))
+        self.register_buffer("audio_mean", torch.zeros(AUDIO_FEATURE_DIM))
+        self.register_buffer("audio_std", torch.ones(AUDIO_FEATURE_DIM))
+        self.register_buffer("styles", torch.zeros(config.style_bank, ARKIT58_DIM))
         self.register_buffer("group_weights", group_matrix().t() @ torch.tensor(config.group_weights)
                              / sum(config.group_weights), persistent=False)
 
@@ -321,7 +317,7 @@ class FacetokModel(nn.Module):
         """Listener tokens [B, n] → decoder inputs [B, n, 4 + 58]: FSQ codes and their standardised decoding."""
         codes = self.tokenizer.fsq.indices_to_codes(tokens)
         if tokens.shape[1] == 0:
-            return codes.new_zeros(*tokens.shape, codes.shape[-1] + MOTION_DIM)
+            return codes.new_zeros(*tokens.shape, codes.shape[-1] + ARKIT58_DIM)
         return torch.cat([codes, self.tokenizer.decode(codes)], dim=-1)
 
     def face_tokens(self, face: Tensor, present: Tensor) -> Tensor:
@@ -398,7 +394,7 @@ def sample_tokens_many(model: FacetokModel, config: FacetokConfig, speakers: lis
 
     def patch(members: list[int], past: Tensor | None, start: int, end: int) -> Tensor:
         rows = len(members) * num_samples
-        past = torch.zeros(rows, 0, 1 + code_dim + MOTION_DIM, device=device) if past is None else past
+        past = torch.zeros(rows, 0, 1 + code_dim + ARKIT58_DIM, device=device) if past is None else past
         # batched attention beats broadcasting on CPU
         speaker = torch.cat([speaker_of[i][start].expand(num_samples, -1, -1) for i in members])
         style = torch.cat([styles[i] for i in members])
@@ -413,29 +409,17 @@ def sample_tokens_many(model: FacetokModel, config: FacetokConfig, speakers: lis
     return [(frames[..., 0].long(), frames[..., 1 + code_dim:]) for frames in rolled]
 
 
-class FacetokListener(Generator):
+class FacetokListener(LearnedGenerator):
     """The facetok listener: K arkit58 samples for any length, rolled patch by patch (module docstring)."""
 
     name = NAME
     spec = "arkit58"
     fps = 25.0
+    network = FacetokModel
+    config_class = FacetokConfig
 
-    def __init__(self, model: FacetokModel, card: dict | None = None, device: str = "cpu"):
-        self.model = model.to(device).eval()
-        self.config = model.config
-        self.card = card or {}
-        self.device = device
-
-    @classmethod
-    def from_checkpoint(cls, path: Path, device: str = "cpu") -> "FacetokListener":
-        state, card = load_checkpoint(path, expected_model=NAME, expected_spec="arkit58")
-        model = FacetokModel(config_from_card(card, FacetokConfig, path))
-        load_into(model, state, source=f"checkpoint {path}")
-        return cls(model, card, device)
-
-    def describe(self) -> dict:
-        return {"sha256": self.card.get("sha256"), "config": asdict(self.config),
-                "temperature": self.config.temperature, "top_k": self.config.top_k}
+    def sampling_settings(self) -> dict:
+        return {"temperature": self.config.temperature, "top_k": self.config.top_k}
 
     def _speaker_inputs(self, cond: Conditioning) -> tuple[Tensor, Tensor, Tensor]:
         """(audio [1, T, 123] standardised, audio present [1], face tokens [1, T])."""
@@ -444,10 +428,10 @@ class FacetokListener(Generator):
             audio = torch.from_numpy(cond.audio.matrix()).to(self.device)[None]
             audio = (audio - m.audio_mean) / m.audio_std
         else:
-            audio = torch.zeros(1, t, AUDIO_DIM, device=self.device)
+            audio = torch.zeros(1, t, AUDIO_FEATURE_DIM, device=self.device)
         has_face = torch.tensor([cond.face is not None], device=self.device)
         face = torch.from_numpy(np.asarray(cond.face.arkit, np.float32)).to(self.device)[None] \
-            if cond.face is not None else torch.zeros(1, t, MOTION_DIM, device=self.device)
+            if cond.face is not None else torch.zeros(1, t, ARKIT58_DIM, device=self.device)
         return audio, torch.tensor([cond.audio is not None], device=self.device), m.face_tokens(face, has_face)
 
     def generate_tokens(self, cond: Conditioning, num_samples: int, seed: int) -> tuple[Tensor, Tensor]:

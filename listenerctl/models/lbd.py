@@ -37,31 +37,26 @@ dropped at random so that audio-only, face-only and audio+face conditioning all 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from listenerctl.checkpoint import config_from_card, load_checkpoint, load_into
 from listenerctl.conditioning import Conditioning
 from listenerctl.errors import ListenerctlError
-from listenerctl.models.base import Generator
+from listenerctl.features.audio import AUDIO_FEATURE_DIM
 from listenerctl.models.diffusion import DDIMSampler, NoiseSchedule, PLMSSampler, Sampler, sample
 from listenerctl.models.seeding import RowNoise
 from listenerctl.models.layers import PositionalEncoding, TimestepEmbedding, TransformerEncoder
+from listenerctl.models.learned import LearnedGenerator
 from listenerctl.models.speaker import speaker_tensors
 from listenerctl.models.windows import WINDOW_ORDERS, outpaint, plan_windows
-from listenerctl.motion import Motion, get_spec
+from listenerctl.motion import ARKIT58_DIM, ARKIT58_EMOTION25_DIM, BLENDSHAPE_DIM, Motion, get_spec
 
 NAME = "lbd"
 SPEC = get_spec("arkit58")
 FPS = 25.0
-ARKIT_DIM = SPEC.dim                                  # 58
-MOTION_DIM = ARKIT_DIM + get_spec("emotion25").dim    # 83: arkit58 then emotion25
-AUDIO_DIM = 123                                       # AudioFeatures.matrix() columns
-BLENDSHAPES = 52                                      # arkit58 channels held in [0, 1]
 SAMPLERS = ("plms", "ddim")
 WINDOW_CHUNK = 64                                     # windows per batched network call (bounds memory)
 FRAME_KERNEL = 5                                      # frames seen by Dr's last (frame-rate) layer
@@ -121,8 +116,8 @@ class BehaviourEncoder(nn.Module):
     def __init__(self, cfg: LBDConfig):
         super().__init__()
         self.stride = cfg.stride
-        self.motion_in = nn.Linear(cfg.stride * MOTION_DIM, cfg.width)
-        self.audio_in = nn.Sequential(nn.Linear(cfg.stride * AUDIO_DIM, cfg.width), nn.GELU(),
+        self.motion_in = nn.Linear(cfg.stride * ARKIT58_EMOTION25_DIM, cfg.width)
+        self.audio_in = nn.Sequential(nn.Linear(cfg.stride * AUDIO_FEATURE_DIM, cfg.width), nn.GELU(),
                                       nn.Linear(cfg.width, cfg.width))
         self.presence = nn.Parameter(torch.zeros(2, cfg.width))  # added where speaker audio / face is present
         self.position = PositionalEncoding(cfg.width)
@@ -165,7 +160,7 @@ class BehaviourDecoder(nn.Module):
         self.position = PositionalEncoding(cfg.width)
         self.body = TransformerEncoder(cfg.width, cfg.decoder_layers, cfg.heads, mlp_ratio=2.0)
         self.to_frames = nn.Linear(cfg.width, cfg.stride * cfg.frame_width)
-        self.to_motion = nn.Conv1d(cfg.frame_width, MOTION_DIM, FRAME_KERNEL, padding=FRAME_KERNEL // 2,
+        self.to_motion = nn.Conv1d(cfg.frame_width, ARKIT58_EMOTION25_DIM, FRAME_KERNEL, padding=FRAME_KERNEL // 2,
                                    padding_mode="replicate")
 
     def forward(self, latent: Tensor) -> Tensor:
@@ -217,14 +212,14 @@ class LatentBehaviorDiffusion(nn.Module):
 
     def __init__(self, cfg: LBDConfig):
         super().__init__()
-        self.cfg = cfg
+        self.config = cfg
         latent_size = cfg.tokens * cfg.latent_dim
         self.encoder = BehaviourEncoder(cfg)
         self.decoder = BehaviourDecoder(cfg)
         self.denoiser = SkipMLPDenoiser(latent_size, latent_size + cfg.latent_dim, cfg.denoiser_width,
                                         cfg.denoiser_layers, cfg.time_dim)
         self.schedule = NoiseSchedule(cfg.schedule, cfg.diffusion_steps, prediction="epsilon")
-        for name, size in (("motion", MOTION_DIM), ("audio", AUDIO_DIM), ("latent", cfg.latent_dim)):
+        for name, size in (("motion", ARKIT58_EMOTION25_DIM), ("audio", AUDIO_FEATURE_DIM), ("latent", cfg.latent_dim)):
             self.register_buffer(f"{name}_mean", torch.zeros(size))
             self.register_buffer(f"{name}_std", torch.ones(size))
         self.register_buffer("style_mean", torch.zeros(cfg.latent_dim))
@@ -271,7 +266,7 @@ class LatentBehaviorDiffusion(nn.Module):
         recon = self.decoder(latent)
         with torch.no_grad():
             flat = latent.detach().reshape(-1, latent.shape[-1])
-            rate = self.cfg.latent_momentum
+            rate = self.config.latent_momentum
             self.latent_mean.lerp_(flat.mean(dim=0), rate)
             self.latent_std.lerp_(flat.std(dim=0).clamp_min(1e-4), rate)
         mse = F.mse_loss(recon, batch["listener"])
@@ -305,7 +300,7 @@ class LatentBehaviorDiffusion(nn.Module):
             z0 = self.encode_listener(batch["listener"]).flatten(1)
         z_sem = self.semantic_code(batch["audio"], batch["face"], batch["has_audio"], batch["has_face"])
         cond = torch.cat([z_sem, batch["style"]], dim=-1)
-        repeats = self.cfg.noise_repeats
+        repeats = self.config.noise_repeats
         z0, cond = z0.repeat(repeats, 1), cond.repeat(repeats, 1)
         z_t, t, noise = self.schedule.training_example(z0, generator)
         mse = F.mse_loss(self.predict_noise(z_t, t, self.denoiser.condition(cond, t)), noise)
@@ -336,7 +331,7 @@ class LatentBehaviorDiffusion(nn.Module):
                       windows: str = "parallel") -> list[Tensor]:
         """`generate` for several speakers (audio, face) at once, each with its own generator: their windows
         are sampled in shared denoiser batches, and each result equals what `generate` gives it alone."""
-        cfg = self.cfg
+        cfg = self.config
         hop = cfg.window - cfg.overlap
         totals, plans, codes = [], [], []
         for audio, face in speakers:
@@ -355,11 +350,11 @@ class LatentBehaviorDiffusion(nn.Module):
         for total, plan, latents in zip(totals, plans, self.sample_latents(codes, styles, generators, steps,
                                                                           sampler, windows)):
             decoded = torch.cat([self.decode(z.flatten(0, 1)) for z in latents.split(WINDOW_CHUNK)])
-            decoded = decoded.view(len(plan), num_samples, cfg.window, MOTION_DIM)
+            decoded = decoded.view(len(plan), num_samples, cfg.window, ARKIT58_EMOTION25_DIM)
             index = {start: i for i, (start, _) in enumerate(plan)}
             motion = outpaint(lambda start, end, known, mask: decoded[index[start]], plan[-1][1], cfg.window,
                               cfg.overlap)[:, :total]
-            motion[..., :BLENDSHAPES].clamp_(0.0, 1.0)
+            motion[..., :BLENDSHAPE_DIM].clamp_(0.0, 1.0)
             motions.append(motion)
         return motions
 
@@ -378,7 +373,7 @@ class LatentBehaviorDiffusion(nn.Module):
         """
         if windows not in WINDOW_ORDERS:
             raise ListenerctlError(f"unknown window order {windows!r} for lbd; use one of {', '.join(WINDOW_ORDERS)}.")
-        cfg, k = self.cfg, len(styles[0])
+        cfg, k = self.config, len(styles[0])
         n, c, shift = cfg.tokens, cfg.latent_dim, (cfg.window - cfg.overlap) // cfg.stride
         device = codes[0].device
         rows = [torch.arange(len(code), device=device)[:, None] * shift + torch.arange(n, device=device)
@@ -429,53 +424,44 @@ class LatentBehaviorDiffusion(nn.Module):
             return torch.cat([x, x[-1:].expand(frames - len(x), -1)])
 
         flag = lambda x: torch.tensor([x is not None], device=device)  # noqa: E731
-        return (padded(audio, AUDIO_DIM, self.normalise_audio), padded(face, MOTION_DIM, self.normalise_motion),
+        return (padded(audio, AUDIO_FEATURE_DIM, self.normalise_audio),
+                padded(face, ARKIT58_EMOTION25_DIM, self.normalise_motion),
                 flag(audio), flag(face))
 
 
-class LBDListener(Generator):
+class LBDListener(LearnedGenerator):
     """The registered ``lbd`` generator: a trained `LatentBehaviorDiffusion` plus sampling settings
     (``steps`` and ``sampler`` default to the checkpoint's config)."""
 
     name = NAME
     spec = "arkit58"
     fps = FPS
+    network = LatentBehaviorDiffusion
+    config_class = LBDConfig
 
-    def __init__(self, model: LatentBehaviorDiffusion, steps: int | None = None, sampler: str | None = None,
-                 checkpoint: dict | None = None, windows: str = "parallel"):
+    def configure(self, steps: int | None = None, sampler: str | None = None, windows: str = "parallel") -> None:
+        """``windows``: 'parallel' (the default) or 'sequential', see `LatentBehaviorDiffusion.sample_latents`."""
         if windows not in WINDOW_ORDERS:
             raise ListenerctlError(f"unknown window order {windows!r} for lbd; use one of {', '.join(WINDOW_ORDERS)}.")
         self.windows = windows
-        self.model = model.eval()
-        self.steps = model.cfg.steps if steps is None else int(steps)
-        self.sampler = model.cfg.sampler if sampler is None else sampler
-        model.make_sampler(self.sampler)
-        if not 1 <= self.steps <= model.cfg.diffusion_steps:
-            raise ListenerctlError(f"lbd sampling steps must be in 1 … {model.cfg.diffusion_steps}, got {self.steps}.")
-        self.checkpoint = checkpoint or {}
+        self.steps = self.config.steps if steps is None else int(steps)
+        self.sampler = self.config.sampler if sampler is None else sampler
+        self.model.make_sampler(self.sampler)
+        if not 1 <= self.steps <= self.config.diffusion_steps:
+            raise ListenerctlError(f"lbd sampling steps must be in 1 … {self.config.diffusion_steps}, "
+                                   f"got {self.steps}.")
 
-    @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "cpu", **overrides) -> "LBDListener":
-        """Load ``path`` (stem, .safetensors or .json); ``overrides`` are ``steps``, ``sampler`` and/or
-        ``windows`` ('parallel', the default, or 'sequential': see `LatentBehaviorDiffusion.sample_latents`)."""
-        state, card = load_checkpoint(path, expected_model=NAME, expected_spec="arkit58")
-        model = LatentBehaviorDiffusion(config_from_card(card, LBDConfig, path))
-        load_into(model, state, source=f"checkpoint {path}")
-        return cls(model.to(device), checkpoint={"checkpoint": str(path), "sha256": card["sha256"]}, **overrides)
+    def sampling_settings(self) -> dict:
+        return {"sampling_steps": self.steps, "sampler": self.sampler, "windows": self.windows}
 
     def generate(self, cond: Conditioning, num_samples: int, seed: int) -> Motion:
         return self.generate_many([cond], num_samples, [seed])[0]
 
     def generate_many(self, conds: list[Conditioning], num_samples: int, seeds: list[int]) -> list[Motion]:
         self.check_requests(conds, num_samples, seeds)
-        device = self.model.motion_mean.device
         with torch.inference_mode():
-            motions = self.model.generate_many([speaker_tensors(cond, device) for cond in conds], num_samples,
-                                               [torch.Generator(device).manual_seed(seed) for seed in seeds],
+            motions = self.model.generate_many([speaker_tensors(cond, self.device) for cond in conds], num_samples,
+                                               [torch.Generator(self.device).manual_seed(seed) for seed in seeds],
                                                self.steps, self.sampler, self.windows)
-        return [Motion(motion[..., :ARKIT_DIM].cpu().numpy(), self.spec, cond.fps)
+        return [Motion(motion[..., :ARKIT58_DIM].cpu().numpy(), self.spec, cond.fps)
                 for motion, cond in zip(motions, conds)]
-
-    def describe(self) -> dict:
-        return {**self.checkpoint, "config": asdict(self.model.cfg), "sampling_steps": self.steps,
-                "sampler": self.sampler, "windows": self.windows}

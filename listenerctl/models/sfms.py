@@ -26,30 +26,25 @@ tokenizer is frozen, every training reaction is tokenised once, and the predicto
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from listenerctl.checkpoint import config_from_card, load_checkpoint, load_into
 from listenerctl.conditioning import Conditioning
 from listenerctl.errors import ListenerctlError
-from listenerctl.models.base import Generator
+from listenerctl.features.audio import AUDIO_FEATURE_DIM
 from listenerctl.models.layers import PositionalEncoding, TransformerEncoder
+from listenerctl.models.learned import LearnedGenerator
 from listenerctl.models.sfms_keyframes import SELECTIONS, KeyframeTokenizer
 from listenerctl.models.speaker import speaker_tensors
 from listenerctl.models.windows import outpaint, plan_windows, roll_many
-from listenerctl.motion import Motion, get_spec
+from listenerctl.motion import ARKIT58_DIM, ARKIT58_EMOTION25_DIM, BLENDSHAPE_DIM, Motion, get_spec
 
 NAME = "sfms"
 SPEC = get_spec("arkit58")
 FPS = 25.0
-ARKIT_DIM = SPEC.dim                                  # 58
-FACE_DIM = ARKIT_DIM + get_spec("emotion25").dim      # 83: speaker face arkit58 + emotion25
-AUDIO_DIM = 123
-BLENDSHAPES = 52
 WINDOW_CHUNK = 256                                    # inpainter windows per batched call
 
 
@@ -118,8 +113,8 @@ class KeyframePredictor(nn.Module):
         self.future_token = cfg.vocabulary
         self.token = nn.Embedding(cfg.vocabulary + 1, width)
         self.phase = nn.Embedding(cfg.window, width)
-        self.audio_in = nn.Linear(AUDIO_DIM, width)
-        self.face_in = nn.Linear(FACE_DIM, width)
+        self.audio_in = nn.Linear(AUDIO_FEATURE_DIM, width)
+        self.face_in = nn.Linear(ARKIT58_EMOTION25_DIM, width)
         self.presence = nn.Parameter(torch.zeros(2, width))
         self.position = PositionalEncoding(width)
         self.body = TransformerEncoder(width, cfg.predictor_layers, cfg.heads, mlp_ratio=2.0)
@@ -144,12 +139,12 @@ class SFMS(nn.Module):
 
     def __init__(self, cfg: SFMSConfig):
         super().__init__()
-        self.cfg = cfg
-        self.tokenizer = KeyframeTokenizer(ARKIT_DIM, cfg.window, cfg.keyframes, cfg.selection, cfg.levels,
+        self.config = cfg
+        self.tokenizer = KeyframeTokenizer(ARKIT58_DIM, cfg.window, cfg.keyframes, cfg.selection, cfg.levels,
                                            cfg.width, cfg.heads, cfg.scorer_layers, cfg.encoder_layers,
                                            cfg.inpainter_layers, cfg.position_dim)
         self.predictor = KeyframePredictor(cfg)
-        for name, size in (("motion", ARKIT_DIM), ("face", FACE_DIM), ("audio", AUDIO_DIM)):
+        for name, size in (("motion", ARKIT58_DIM), ("face", ARKIT58_EMOTION25_DIM), ("audio", AUDIO_FEATURE_DIM)):
             self.register_buffer(f"{name}_mean", torch.zeros(size))
             self.register_buffer(f"{name}_std", torch.ones(size))
         self.register_buffer("class_weight", torch.ones(cfg.vocabulary))
@@ -162,13 +157,13 @@ class SFMS(nn.Module):
         keyframe_share = (tokens > 0).float().mean().clamp(1e-3, 1 - 1e-3)
         self.class_weight.fill_(1.0)
         self.class_weight[0] = keyframe_share / (1 - keyframe_share)
-        neutral = torch.zeros(1, self.cfg.window, ARKIT_DIM, device=tokens.device)
+        neutral = torch.zeros(1, self.config.window, ARKIT58_DIM, device=tokens.device)
         self.neutral_tokens.copy_(self.tokenizer.tokens(neutral)[0])
 
     def prediction_loss(self, batch: dict) -> dict:
         """Class-balanced cross-entropy of the ``chunk`` future tokens of windows [B, context + chunk]
         given the past tokens and the speaker over the whole window."""
-        tokens, context = batch["tokens"], self.cfg.context
+        tokens, context = batch["tokens"], self.config.context
         speaker = self.predictor.speaker(batch["audio"], batch["face"], batch["has_audio"], batch["has_face"])
         logits = self.predictor(tokens[:, :context], speaker, batch["frames"])[:, context:]
         targets = tokens[:, context:]
@@ -192,7 +187,8 @@ class SFMS(nn.Module):
             return torch.cat([x, x[-1:].expand(frames - len(x), -1)])
 
         flag = lambda x: torch.full((frames,), x is not None, device=device)  # noqa: E731
-        return self.predictor.speaker(padded(audio, "audio", AUDIO_DIM), padded(face, "face", FACE_DIM),
+        return self.predictor.speaker(padded(audio, "audio", AUDIO_FEATURE_DIM),
+                                      padded(face, "face", ARKIT58_EMOTION25_DIM),
                                       flag(audio), flag(face))
 
     def sample_tokens(self, speaker: Tensor, num_samples: int, generator: torch.Generator, temperature: float,
@@ -207,7 +203,7 @@ class SFMS(nn.Module):
         """`sample_tokens` for several speakers [T_i, width] rolled together (`windows.roll_many`): the chunks
         at the same start go through the predictor as one batch; each speaker's tokens are drawn from its
         own generator, as they would be alone."""
-        cfg, device = self.cfg, speakers[0].device
+        cfg, device = self.config, speakers[0].device
         prior = torch.log(self.class_weight)
         silent = torch.zeros_like(speakers[0][0])
         window = torch.arange(-cfg.context, cfg.chunk, device=device)
@@ -236,14 +232,14 @@ class SFMS(nn.Module):
     def decode_tokens(self, tokens: Tensor) -> Tensor:
         """Tokens [K, T] (T >= w) → arkit58 frames [K, T, 58] in their own units: the inpainter over
         w-frame windows overlapping by ``overlap``, cross-faded."""
-        cfg = self.cfg
+        cfg = self.config
         k, total = tokens.shape
         windows = plan_windows(total, cfg.window, cfg.overlap)
         starts = torch.tensor([s for s, _ in windows], device=tokens.device)
         rows = starts[:, None] + torch.arange(cfg.window, device=tokens.device)
         stacked = tokens[:, rows].transpose(0, 1).flatten(0, 1)                      # [W · K, w]
         frames = torch.cat([self.tokenizer.decode_tokens(c) for c in stacked.split(WINDOW_CHUNK)])
-        frames = frames.view(len(windows), k, cfg.window, ARKIT_DIM)
+        frames = frames.view(len(windows), k, cfg.window, ARKIT58_DIM)
         index = {start: i for i, (start, _) in enumerate(windows)}
         motion = outpaint(lambda start, end, known, mask: frames[index[start]], total, cfg.window, cfg.overlap)
         return motion * self.motion_std + self.motion_mean
@@ -260,54 +256,43 @@ class SFMS(nn.Module):
                       generators: list[torch.Generator], temperature: float, top_k: int) -> list[Tensor]:
         """`generate` for several speakers (audio, face), one generator each, their tokens rolled together."""
         totals = [(audio if audio is not None else face).shape[0] for audio, face in speakers]
-        timelines = [self.speaker_timeline(audio, face, max(total, self.cfg.window))
+        timelines = [self.speaker_timeline(audio, face, max(total, self.config.window))
                      for (audio, face), total in zip(speakers, totals)]
         motions = []
         for tokens, total in zip(self.sample_tokens_many(timelines, num_samples, generators, temperature, top_k),
                                  totals):
             motion = self.decode_tokens(tokens)[:, :total]
-            motion[..., :BLENDSHAPES].clamp_(0.0, 1.0)
+            motion[..., :BLENDSHAPE_DIM].clamp_(0.0, 1.0)
             motions.append(motion)
         return motions
 
 
-class SFMSListener(Generator):
+class SFMSListener(LearnedGenerator):
     """The registered ``sfms`` generator: a trained `SFMS` plus sampling settings (``temperature`` and
     ``top_k`` default to the checkpoint's config)."""
 
     name = NAME
     spec = "arkit58"
     fps = FPS
+    network = SFMS
+    config_class = SFMSConfig
 
-    def __init__(self, model: SFMS, temperature: float | None = None, top_k: int | None = None,
-                 checkpoint: dict | None = None):
-        self.model = model.eval()
-        self.temperature = model.cfg.temperature if temperature is None else float(temperature)
-        self.top_k = model.cfg.top_k if top_k is None else int(top_k)
-        if self.temperature <= 0 or not 0 <= self.top_k <= model.cfg.vocabulary:
-            raise ListenerctlError(f"sfms sampling needs temperature > 0 and top_k in 0 … {model.cfg.vocabulary}, "
+    def configure(self, temperature: float | None = None, top_k: int | None = None) -> None:
+        self.temperature = self.config.temperature if temperature is None else float(temperature)
+        self.top_k = self.config.top_k if top_k is None else int(top_k)
+        if self.temperature <= 0 or not 0 <= self.top_k <= self.config.vocabulary:
+            raise ListenerctlError(f"sfms sampling needs temperature > 0 and top_k in 0 … {self.config.vocabulary}, "
                                    f"got {self.temperature} and {self.top_k}.")
-        self.checkpoint = checkpoint or {}
 
-    @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "cpu", **overrides) -> "SFMSListener":
-        """Load ``path`` (stem, .safetensors or .json); ``overrides`` are ``temperature`` and/or ``top_k``."""
-        state, card = load_checkpoint(path, expected_model=NAME, expected_spec="arkit58")
-        model = SFMS(config_from_card(card, SFMSConfig, path))
-        load_into(model, state, source=f"checkpoint {path}")
-        return cls(model.to(device), checkpoint={"checkpoint": str(path), "sha256": card["sha256"]}, **overrides)
+    def sampling_settings(self) -> dict:
+        return {"temperature": self.temperature, "top_k": self.top_k}
 
     def generate(self, cond: Conditioning, num_samples: int, seed: int) -> Motion:
         return self.generate_many([cond], num_samples, [seed])[0]
 
     def generate_many(self, conds: list[Conditioning], num_samples: int, seeds: list[int]) -> list[Motion]:
         self.check_requests(conds, num_samples, seeds)
-        device = self.model.motion_mean.device
-        motions = self.model.generate_many([speaker_tensors(cond, device) for cond in conds], num_samples,
-                                           [torch.Generator(device).manual_seed(seed) for seed in seeds],
+        motions = self.model.generate_many([speaker_tensors(cond, self.device) for cond in conds], num_samples,
+                                           [torch.Generator(self.device).manual_seed(seed) for seed in seeds],
                                            self.temperature, self.top_k)
         return [Motion(motion.cpu().numpy(), self.spec, cond.fps) for motion, cond in zip(motions, conds)]
-
-    def describe(self) -> dict:
-        return {**self.checkpoint, "config": asdict(self.model.cfg), "temperature": self.temperature,
-                "top_k": self.top_k}

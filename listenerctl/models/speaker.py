@@ -8,11 +8,6 @@ import torch
 from torch import Tensor
 
 from listenerctl.conditioning import Conditioning
-from listenerctl.motion import get_spec
-
-AUDIO_DIM = 123                                                  # `AudioFeatures.matrix()` columns
-FACE_DIM = get_spec("arkit58").dim + get_spec("emotion25").dim   # 83: a face's arkit58 then emotion25
-
 
 def speaker_arrays(cond: Conditioning) -> tuple[np.ndarray | None, np.ndarray | None]:
     """The speaker's audio features [T, 123] and face [T, 83] (arkit58 + emotion25) as float32, or None."""

@@ -100,7 +100,7 @@ def load_beat_folder(data: Path, options: TrainOptions, encoder: PretrainedAudio
             raise ListenerctlError(f"{bvh.name} lasts {len(gesture) / FPS:.1f} s, too short to hold out "
                                    f"{options.heldout_s} s for evaluation.")
         part = lambda a, s: None if a is None else a[s]
-        sample_cut = int(round(cut / FPS * 16_000))
+        sample_cut = int(round(cut / FPS * SAMPLE_RATE))
         train.append(TrainingClip(bvh.stem, audio[:cut], part(expression, slice(None, cut)), gesture[:cut],
                                   styles.index(speaker), speech[:sample_cut]))
         heldout.append(TrainingClip(bvh.stem, audio[cut:], part(expression, slice(cut, None)), gesture[cut:],
@@ -256,7 +256,7 @@ def make_train_plan(data: Path, device: str = "cpu", seed: int = 0, **overrides)
     encoder = None if parsed is None else PretrainedAudioEncoder(*parsed, FPS, device=device)
     train, heldout, styles, skeleton, described = load_beat_folder(Path(data), options, encoder)
     config = replace(config, styles=styles, encoder_dim=0 if encoder is None else encoder.dim)
-    silent_frames = audio_features(np.zeros(16_000, np.float32), encoder)
+    silent_frames = audio_features(np.zeros(SAMPLE_RATE, np.float32), encoder)
     silence = silent_frames[len(silent_frames) // 2]  # one frame of digital silence's features [A]
     torch.manual_seed(seed)
     model = UniEG(config)

@@ -21,8 +21,10 @@ from listenerctl.data.corpus import Corpus, load_corpus, read_card
 from listenerctl.emotion import emotion_from_arkit
 from listenerctl.errors import ListenerctlError
 from listenerctl.metrics.react import fr_corr, fr_dist, fr_div
-from listenerctl.models.facetok import (AUDIO_DIM, GROUPS, MOTION_DIM, NAME, FacetokConfig, FacetokModel, group_matrix,
-                                        sample_tokens, tile)
+from listenerctl.features.audio import AUDIO_FEATURE_DIM
+from listenerctl.models.facetok import (GROUPS, NAME, FacetokConfig, FacetokModel, group_matrix, sample_tokens,
+                                        tile)
+from listenerctl.motion import ARKIT58_DIM
 from listenerctl.training.loop import InitCheckpoint, TrainPlan, config_with, load_init, start_model
 
 @dataclass
@@ -47,10 +49,10 @@ class CorpusTensors:
 
         clips = corpus.clips
         return cls(
-            audio=stack([c.cond.audio.matrix() if c.cond.audio is not None else np.zeros((frames, AUDIO_DIM))
+            audio=stack([c.cond.audio.matrix() if c.cond.audio is not None else np.zeros((frames, AUDIO_FEATURE_DIM))
                          for c in clips]),
             audio_present=torch.tensor([c.cond.audio is not None for c in clips], device=device),
-            face=stack([c.cond.face.arkit if c.cond.face is not None else np.zeros((frames, MOTION_DIM))
+            face=stack([c.cond.face.arkit if c.cond.face is not None else np.zeros((frames, ARKIT58_DIM))
                         for c in clips]),
             face_present=torch.tensor([c.cond.face is not None for c in clips], device=device),
             reactions=stack([c.reactions[:reactions] for c in clips]),
@@ -70,7 +72,7 @@ def phase_of(step: int, config: FacetokConfig) -> str:
 
 def training_batches(data: CorpusTensors, config: FacetokConfig, seed: int, first_step: int = 0) -> Iterator[dict]:
     """Endless batches of ``config.window``-frame windows from random clips, reactions and offsets;
-    batch n (training step ``first_step + n``) has ``tokenizer_batch`` windows in the tokenizer and emotion
+    batch n (training step ``first_step + n``) has ``tokenizer_batch_size`` windows in the tokenizer and emotion
     phases, ``batch_size`` after.
 
     Each batch: audio [B, L, 123], audio_present [B], face [B, L, 58], face_present [B] (after random
@@ -87,7 +89,7 @@ def training_batches(data: CorpusTensors, config: FacetokConfig, seed: int, firs
     shorter = torch.arange(0, c.context, c.patch)
     styles = data.reactions.mean(dim=2)                                  # [N, M, 58]
     for step in count(first_step):
-        size = c.batch_size if phase_of(step, c) == "predictor" else c.tokenizer_batch
+        size = c.batch_size if phase_of(step, c) == "predictor" else c.tokenizer_batch_size
         context = c.context
         clip = torch.randint(n, (size,), generator=gen)
         reaction = torch.randint(m, (size,), generator=gen)
@@ -183,7 +185,7 @@ class PhasedTraining:
         c = self.model.config
         self.phase = phase_of(step, c)
         done = step - self.starts[self.phase]
-        scale = min(1.0, (done + 1) / c.warmup)
+        scale = min(1.0, (done + 1) / c.warmup_steps)
         if self.phase != "predictor":
             length = c.tokenizer_steps if self.phase == "tokenizer" else c.emotion_steps
             scale *= 0.5 * (1.0 + math.cos(math.pi * done / length))
@@ -306,7 +308,7 @@ def plan_training(train: CorpusTensors, held_out: CorpusTensors, config: Facetok
     first_step = 0 if init is None else config.tokenizer_steps + config.emotion_steps
     if init is None:
         model.set_statistics(train.reactions.flatten(0, 2), train.audio[train.audio_present].flatten(0, 1)
-                         if bool(train.audio_present.any()) else torch.zeros(2, AUDIO_DIM, device=device),
+                         if bool(train.audio_present.any()) else torch.zeros(2, AUDIO_FEATURE_DIM, device=device),
                          train.reactions.mean(dim=2).flatten(0, 1), torch.Generator().manual_seed(seed))
     optimizers = [torch.optim.AdamW(part.parameters(), lr=lr, weight_decay=0.01)
                   for part, lr in ((model.tokenizer, config.tokenizer_lr), (model.emotion, config.tokenizer_lr),

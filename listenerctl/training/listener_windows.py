@@ -14,7 +14,9 @@ from torch import Tensor
 
 from listenerctl.data.corpus import Corpus, load_corpus
 from listenerctl.errors import ListenerctlError
-from listenerctl.models.speaker import AUDIO_DIM, FACE_DIM, speaker_arrays
+from listenerctl.features.audio import AUDIO_FEATURE_DIM
+from listenerctl.models.speaker import speaker_arrays
+from listenerctl.motion import ARKIT58_EMOTION25_DIM
 
 STATISTICS = ("motion_mean", "motion_std", "audio_mean", "audio_std")  # buffers `feature_statistics` fills
 STD_FLOOR = 0.05                                      # normalisation never divides by less than this
@@ -31,10 +33,10 @@ def listener_splits(data: Path, model: str) -> tuple[Corpus, Corpus]:
 def feature_statistics(corpus: Corpus) -> dict[str, np.ndarray]:
     """Per-channel mean and spread (floored at `STD_FLOOR`) of the listener motion [83] and the speaker
     audio features [123] of ``corpus``, keyed like the model's buffers."""
-    motion = np.concatenate([np.concatenate([c.reactions, c.reaction_emotion], axis=-1).reshape(-1, FACE_DIM)
-                             for c in corpus.clips])
+    motion = np.concatenate([np.concatenate([c.reactions, c.reaction_emotion], axis=-1)
+                             .reshape(-1, ARKIT58_EMOTION25_DIM) for c in corpus.clips])
     audios = [a for a, _ in map(speaker_arrays, (c.cond for c in corpus.clips)) if a is not None]
-    audio = np.concatenate(audios) if audios else np.zeros((1, AUDIO_DIM), np.float32)
+    audio = np.concatenate(audios) if audios else np.zeros((1, AUDIO_FEATURE_DIM), np.float32)
     stats = {}
     for name, values in (("motion", motion), ("audio", audio)):
         stats[f"{name}_mean"] = values.mean(axis=0)
@@ -81,8 +83,8 @@ class WindowSource:
         for clip in corpus.clips:
             frames = clip.cond.num_frames
             clip_audio, clip_face = speaker_arrays(clip.cond)
-            audio.append(normalised(clip_audio, "audio", frames, AUDIO_DIM))
-            face.append(normalised(clip_face, "motion", frames, FACE_DIM))
+            audio.append(normalised(clip_audio, "audio", frames, AUDIO_FEATURE_DIM))
+            face.append(normalised(clip_face, "motion", frames, ARKIT58_EMOTION25_DIM))
             text = clip.cond.text
             if text is not None:
                 tables.append(text.embeddings.astype(np.float32))
@@ -91,7 +93,7 @@ class WindowSource:
             units += 0 if text is None else len(text.embeddings)
             motion = np.concatenate([clip.reactions[:, :frames], clip.reaction_emotion[:, :frames]], axis=-1)
             for reaction in motion:
-                listener.append(normalised(reaction, "motion", frames, FACE_DIM))
+                listener.append(normalised(reaction, "motion", frames, ARKIT58_EMOTION25_DIM))
                 reactions.append((listener_row, speaker_row, frames, clip_audio is not None, clip_face is not None))
                 has_text.append(text is not None)
                 listener_row += frames
@@ -143,4 +145,4 @@ class WindowSource:
         if count == 0:
             raise ListenerctlError(f"a reaction in the corpus is shorter than one {window}-frame training window.")
         rows = torch.from_numpy(self.reactions[:, :1] + np.arange(count * window)).to(self.listener.device)
-        return self.listener[rows].view(len(self.reactions), count, window, FACE_DIM)
+        return self.listener[rows].view(len(self.reactions), count, window, ARKIT58_EMOTION25_DIM)

@@ -16,7 +16,8 @@ from torch import Tensor
 
 from listenerctl.data.corpus import training_data_card
 from listenerctl.evaluate import Predictions, score
-from listenerctl.models.sfms import ARKIT_DIM, FPS, NAME, SFMS, SPEC, WINDOW_CHUNK, SFMSConfig, SFMSListener
+from listenerctl.models.sfms import FPS, NAME, SFMS, SPEC, WINDOW_CHUNK, SFMSConfig, SFMSListener
+from listenerctl.motion import ARKIT58_DIM
 from listenerctl.training.listener_windows import WindowSource, feature_statistics, listener_splits
 from listenerctl.training.loop import TrainPlan, config_with, load_init, start_model
 
@@ -26,7 +27,7 @@ EVAL_WINDOWS = 512
 
 def tokenise_reactions(model: SFMS, source: WindowSource, window: int) -> Tensor:
     """Every reaction of ``source`` as frame tokens [R, J · w] (J whole windows from its start)."""
-    tiles = source.tiles(window)[..., :ARKIT_DIM]
+    tiles = source.tiles(window)[..., :ARKIT58_DIM]
     with torch.no_grad():
         tokens = torch.cat([model.tokenizer.tokens(c) for c in tiles.flatten(0, 1).split(WINDOW_CHUNK * 4)])
     return tokens.view(tiles.shape[0], -1)
@@ -79,8 +80,8 @@ def make_train_plan(data: Path, device: str = "cpu", seed: int = 0, init: Path |
     model = start_model(SFMS, cfg, start)
     if start is None:
         stats = feature_statistics(train)
-        model.motion_mean.copy_(torch.from_numpy(stats["motion_mean"][:ARKIT_DIM]))
-        model.motion_std.copy_(torch.from_numpy(stats["motion_std"][:ARKIT_DIM]))
+        model.motion_mean.copy_(torch.from_numpy(stats["motion_mean"][:ARKIT58_DIM]))
+        model.motion_std.copy_(torch.from_numpy(stats["motion_std"][:ARKIT58_DIM]))
         model.face_mean.copy_(torch.from_numpy(stats["motion_mean"]))
         model.face_std.copy_(torch.from_numpy(stats["motion_std"]))
         model.audio_mean.copy_(torch.from_numpy(stats["audio_mean"]))
@@ -110,7 +111,7 @@ def make_train_plan(data: Path, device: str = "cpu", seed: int = 0, init: Path |
 
     def loss(batch: dict) -> dict:
         if not phase["predictor"]:
-            terms = model.tokenizer.loss(batch["listener"][..., :ARKIT_DIM], phase["temperature"], cfg.best_of,
+            terms = model.tokenizer.loss(batch["listener"][..., :ARKIT58_DIM], phase["temperature"], cfg.best_of,
                                          cfg.select_weight, phase["noise"])
             return {**terms, "tau": phase["temperature"], "noise": phase["noise"]}
         if "train" not in timeline:
@@ -130,7 +131,7 @@ def make_train_plan(data: Path, device: str = "cpu", seed: int = 0, init: Path |
 
     def evaluate() -> dict:
         listener = held_out.batch(np.random.default_rng(seed + 1), EVAL_WINDOWS, cfg.window, 0.0, 0.0)["listener"]
-        listener = listener[..., :ARKIT_DIM]
+        listener = listener[..., :ARKIT58_DIM]
         metrics = {"val_recon_mse": F.mse_loss(model.tokenizer.reconstruct(listener), listener)}
         if phase["predictor"]:
             val_tokens = tokenise_reactions(model, held_out, cfg.window)
