@@ -542,7 +542,8 @@ class DiffListenerModel(nn.Module):
                     context = torch.cat([contexts[i][chunk].repeat_interleave(k, dim=0) for i, chunk in call])
                     known = torch.cat([timelines[i][:, r].transpose(0, 1).flatten(0, 1)          # [len(chunk)·K, n]
                                        for (i, _), r in zip(call, window_rows)])
-                    pinned = torch.cat([covered[i][r].repeat_interleave(k, dim=0) for (i, _), r in zip(call, window_rows)])
+                    pinned = torch.cat([covered[i][r].repeat_interleave(k, dim=0)
+                                        for (i, _), r in zip(call, window_rows)])
                     noise = RowNoise([(generators[i], len(chunk) * k) for i, chunk in call])
                     drawn = self.sample_tokens(context, noise, steps, pinned if parity else None, known)
                     for (i, chunk), r, part in zip(call, window_rows, drawn.split([len(c) * k for _, c in call])):
