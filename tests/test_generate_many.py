@@ -36,7 +36,8 @@ def conds() -> list[Conditioning]:
 # Largest difference allowed between an input's batched and alone result. lbd batches the denoiser's matrix
 # products over all inputs' windows: its noise is identical, but float32 GEMM kernels pick their blocking by the
 # batch's row count, so sums round differently (measured up to 4e-7 on arkit58 values in [0, 1] after 50
-# steps). The others run inputs one by one (the base class's loop): byte for byte.
+# steps). sfms, facetok and difflistener share calls only where rows round alike (difflistener samples chunks of
+# at most `SOLO_ROWS` rows alone, e.g. the short input here): byte for byte.
 TOLERANCE = {"lbd": 1e-5}
 
 

@@ -153,6 +153,32 @@ def test_chunked_decoding_equals_one_pass(shipped, monkeypatch):
     torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=1e-5)
 
 
+def test_shared_calls_pack_chunks_in_order_and_keep_small_ones_alone(monkeypatch):
+    monkeypatch.setattr(dl, "WINDOW_CHUNK", 6)
+    windows = [3, 3, 4, 2, 3, 3]          # × 4 samples: rows 12, 12, 16, 8 (≤ SOLO_ROWS: alone), 12, 12
+    calls = dl.shared_calls([(speaker, torch.arange(w)) for speaker, w in enumerate(windows)], num_samples=4)
+    assert [[speaker for speaker, _ in call] for call in calls] == [[0, 1], [2], [3], [4, 5]]
+
+
+def test_batched_inputs_over_several_chunks_equal_alone(quick, monkeypatch):
+    """`generate_many` over inputs whose windows take one or several chunks per parity (chunks of 8 windows
+    here): chunks of a round share calls, small chunks sample alone, and each input gets exactly its
+    one-by-one motion in fewer denoiser passes."""
+    monkeypatch.setattr(dl, "WINDOW_CHUNK", 8)
+    conds = [Conditioning(FPS, frames, audio=synthetic_audio(frames, seed=seed))  # 8, 7, 23 and 4 windows
+             for frames, seed in ((900, 1), (700, 2), (2500, 3), (410, 4))]
+    seeds = [4, 5, 6, 7]
+    passes = []
+    sample_tokens = quick.model.sample_tokens
+    monkeypatch.setattr(quick.model, "sample_tokens", lambda *a, **k: passes.append(1) or sample_tokens(*a, **k))
+    alone = [quick.generate(cond, 4, seed) for cond, seed in zip(conds, seeds)]
+    alone_passes, passes[:] = len(passes), []
+    together = quick.generate_many(conds, 4, seeds)
+    assert (alone_passes, len(passes)) == (10, 8)
+    for one, batched in zip(alone, together):
+        np.testing.assert_array_equal(batched.data, one.data)
+
+
 def test_listener_warms_to_speech():
     """Against the same seeds, a real speaker makes the listener smile more than silence does, as the
     rules teacher does (its warmth grows with the speaker's speech activity). Sampled with 25 jumps to keep

@@ -28,8 +28,8 @@ class Generator(ABC):
 
     def generate_many(self, conds: list[Conditioning], num_samples: int, seeds: list[int]) -> list[Motion]:
         """`generate` for several inputs, ``conds[i]`` with ``seeds[i]``; each result is what `generate` gives
-        for that input alone. This default runs them one by one; lbd, sfms and facetok override it to batch them
-        into shared network calls (each input's noise still drawn from its own seeded generator)."""
+        for that input alone. This default runs them one by one; lbd, sfms, facetok and difflistener override it to
+        batch them into shared network calls (each input's noise still drawn from its own seeded generator)."""
         self.check_requests(conds, num_samples, seeds)
         return [self.generate(cond, num_samples, seed) for cond, seed in zip(conds, seeds)]
 

@@ -31,6 +31,8 @@ V = ``codebook`` codes (256) plus one [MASK] state with index V. Listener motion
   both neighbours pinned (token-level outpainting: at every step the pinned tokens are re-drawn from
   q(x_s | x_0 = pinned)). The whole token timeline is then decoded at once (in chunks with a halo wider
   than the decoder's reach), so a window join is as smooth as any other token boundary.
+  Several inputs (`DiffListenerModel.generate_many`) share the denoiser calls, each drawing its noise from
+  its own generator (`seeding.RowNoise`), so each gets exactly what it gets alone.
 
 Training (`training.difflistener.make_train_plan`, shared trainer): the first ``vqvae_steps`` train the VQ-VAE; then it is
 frozen and the fusion network and denoiser learn the diffusion loss on its tokens. The speaker's face is
@@ -41,6 +43,7 @@ transcript, so that a text-trained checkpoint also works without one. A corpus w
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -56,6 +59,7 @@ from listenerctl.models.layers import (CrossAttentionLayer, PositionalEncoding, 
                                        TransformerEncoder)
 from listenerctl.models.learned import LearnedGenerator
 from listenerctl.models.quantize import VectorQuantizer
+from listenerctl.models.seeding import RowNoise, as_row_noise
 from listenerctl.models.speaker import speaker_tensors
 from listenerctl.motion import ARKIT58_DIM, ARKIT58_EMOTION25_DIM, BLENDSHAPE_DIM, Motion, get_spec
 
@@ -197,11 +201,16 @@ class MaskReplaceProcess:
     def _at(self, table: Tensor, t: Tensor) -> Tensor:
         return table.to(t.device)[t][:, None]              # [B, 1], broadcasts over the n tokens
 
-    def noise(self, x0: Tensor, t: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """A draw of x_t ~ q(x_t | x_0) for tokens ``x0`` [B, n] long at steps ``t`` [B] long."""
+    def noise(self, x0: Tensor, t: Tensor, generator: torch.Generator | RowNoise | None = None) -> Tensor:
+        """A draw of x_t ~ q(x_t | x_0) for tokens ``x0`` [B, n] long at steps ``t`` [B] long (noise from
+        ``generator``, a `RowNoise` for several inputs' rows, else the global RNG)."""
         alpha_bar, gamma_bar = self._at(self.alpha_bar, t), self._at(self.gamma_bar, t)
-        u = torch.rand(x0.shape, generator=generator, device=x0.device)
-        replaced = torch.randint(self.codebook, x0.shape, generator=generator, device=x0.device)
+        if generator is None:
+            u = torch.rand(x0.shape, device=x0.device)
+            replaced = torch.randint(self.codebook, x0.shape, device=x0.device)
+        else:
+            rows = as_row_noise(generator, len(x0))
+            u, replaced = rows.rand(x0.shape), rows.randint(self.codebook, x0.shape)
         x_t = torch.where(u < gamma_bar + alpha_bar, x0, replaced)
         return x_t.masked_fill(u < gamma_bar, self.codebook)
 
@@ -245,13 +254,34 @@ class MaskReplaceProcess:
         return list(zip(ticks[:-1].tolist(), ticks[1:].tolist()))
 
 
-def draw(weights: Tensor, generator: torch.Generator) -> Tensor:
-    """One category per row of ``weights`` [..., C] (non-negative, any positive sum), with probability
+def draw(weights: Tensor, generator: torch.Generator | RowNoise) -> Tensor:
+    """One category per row of ``weights`` [B, ..., C] (non-negative, any positive sum), with probability
     proportional to the weight, by inverting the cumulative sum with one uniform number per row (cheaper
-    than `torch.multinomial` or Gumbel noise over every category)."""
+    than `torch.multinomial` or Gumbel noise over every category); a `RowNoise` draws each input's rows."""
     cumulative = weights.cumsum(-1)
-    u = torch.rand((*weights.shape[:-1], 1), generator=generator, device=weights.device) * cumulative[..., -1:]
+    u = as_row_noise(generator, len(weights)).rand((*weights.shape[:-1], 1)) * cumulative[..., -1:]
     return torch.searchsorted(cumulative, u, right=True).squeeze(-1).clamp_(max=weights.shape[-1] - 1)
+
+
+# Chunks of at most this many rows (windows × K) are sampled in a call of their own, never shared: on CPU, float32
+# matrix products of so few rows (the diffusion-step embedding has one row per batch row) take another kernel
+# than a larger batch's and round differently, and a token draw may then flip.
+SOLO_ROWS = 10
+
+
+def shared_calls(chunks: list[tuple[int, Tensor]], num_samples: int) -> list[list[tuple[int, Tensor]]]:
+    """Chunks (speaker, window indices) grouped in order into denoiser calls of at most `WINDOW_CHUNK`
+    windows; a chunk of at most `SOLO_ROWS` rows (windows × ``num_samples``) gets a call of its own."""
+    calls: list[list[tuple[int, Tensor]]] = []
+    windows = 0
+    for speaker, chunk in chunks:
+        solo = len(chunk) * num_samples <= SOLO_ROWS
+        if solo or not calls or windows + len(chunk) > WINDOW_CHUNK or calls[-1][-1][2]:
+            calls.append([])
+            windows = 0
+        calls[-1].append((speaker, chunk, solo))
+        windows += len(chunk)
+    return [[(speaker, chunk) for speaker, chunk, _ in call] for call in calls]
 
 
 # ---------------------------------------------------------------- speaker fusion and denoiser
@@ -423,11 +453,11 @@ class DiffListenerModel(nn.Module):
         return {"loss": kl + self.config.aux_weight * ce, "vlb": kl.detach(), "x0_ce": ce.detach()}
 
     @torch.no_grad()
-    def sample_tokens(self, context: Tensor, generator: torch.Generator, steps: int,
+    def sample_tokens(self, context: Tensor, generator: torch.Generator | RowNoise, steps: int,
                       pinned: Tensor | None = None, known: Tensor | None = None) -> Tensor:
         """Tokens [B, n] for contexts [B, n, width] by ``steps`` reverse jumps from x_T ~ q(x_T); where
         ``pinned`` [B, n] bool is True, x_s is re-drawn from q(x_s | x_0 = ``known``) after every jump, so
-        those positions end exactly at ``known`` [B, n]."""
+        those positions end exactly at ``known`` [B, n]. A `RowNoise` ``generator`` draws each input's rows."""
         b, n = context.shape[:2]
         device = context.device
         x = self.process.noise(torch.zeros(b, n, dtype=torch.long, device=device),
@@ -441,14 +471,30 @@ class DiffListenerModel(nn.Module):
             x = draw(self.process.posterior_weights(p0, x, t_batch, s_batch), generator)
         return torch.where(pinned, known, x) if pinned is not None else x
 
-    @torch.no_grad()
-    def generate(self, audio: Tensor | None, face: Tensor | None, num_samples: int, generator: torch.Generator,
-                 steps: int, text: tuple[Tensor, Tensor] | None = None) -> Tensor:
-        """K = ``num_samples`` listener motions [K, T, 83] (own units) for raw speaker features, audio
-        [T, 123] and/or face [T, 83] on the model's device, any T >= 1, and optionally transcript
-        embeddings ``text`` = (table [U + 1, E] ending in a zero row, rows [T] long into it): speaker padded
-        (last frame repeated; no words) to whole windows, contexts per window, tokens by `sample_timeline`,
-        decoded in one pass."""
+    @torch.inference_mode()
+    def generate_many(self, speakers: list[tuple[Tensor | None, Tensor | None, tuple[Tensor, Tensor] | None]],
+                      num_samples: int, generators: list[torch.Generator], steps: int) -> list[Tensor]:
+        """K = ``num_samples`` listener motions [K, T_i, 83] (own units) per speaker (audio [T_i, 123] and/or
+        face [T_i, 83] on the model's device, any T_i >= 1, and optionally transcript embeddings text =
+        (table [U + 1, E] ending in a zero row, rows [T_i] long into it)), speaker i's noise from
+        ``generators[i]``: contexts per window (`speaker_contexts`), tokens of all speakers' windows sampled
+        together (`sample_timelines`), each timeline decoded in one pass. Each motion is what the speaker
+        alone gives with its generator."""
+        contexts = [self.speaker_contexts(*speaker) for speaker in speakers]
+        timelines = self.sample_timelines(contexts, num_samples, generators, steps)
+        motions = []
+        for tokens, (audio, face, _) in zip(timelines, speakers):
+            total = (audio if audio is not None else face).shape[0]
+            motion = self.decode_tokens(tokens)[:, :total] * self.motion_std + self.motion_mean
+            motion[..., :BLENDSHAPE_DIM].clamp_(0.0, 1.0)
+            motions.append(motion)
+        return motions
+
+    def speaker_contexts(self, audio: Tensor | None, face: Tensor | None,
+                         text: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        """Contexts [W, n, width] of the W windows covering raw speaker audio [T, 123] and/or face [T, 83]
+        (and transcript ``text`` as in `generate_many`): speaker padded (last frame repeated; no words) to
+        whole windows, `WINDOW_CHUNK` windows per fusion call."""
         cfg = self.config
         total = (audio if audio is not None else face).shape[0]
         n, shift = cfg.tokens, cfg.tokens - cfg.overlap_tokens
@@ -460,35 +506,47 @@ class DiffListenerModel(nn.Module):
         if text is not None:
             table, text_rows = text[0].to(audio_n.device, torch.float32), text[1].to(audio_n.device)
             text_rows = torch.cat([text_rows, text_rows.new_full((frames - total,), len(table) - 1)])
-        contexts = torch.cat([self.context(audio_n[r], face_n[r], has_audio.expand(len(r)), has_face.expand(len(r)),
-                                           None if text is None else table[text_rows[r]],
-                                           None if text is None else torch.ones_like(has_audio).expand(len(r)))
-                              for r in rows.split(WINDOW_CHUNK)])
-        tokens = self.sample_timeline(contexts, num_samples, generator, steps)
-        motion = self.decode_tokens(tokens)[:, :total] * self.motion_std + self.motion_mean
-        motion[..., :BLENDSHAPE_DIM].clamp_(0.0, 1.0)
-        return motion
+        return torch.cat([self.context(audio_n[r], face_n[r], has_audio.expand(len(r)), has_face.expand(len(r)),
+                                       None if text is None else table[text_rows[r]],
+                                       None if text is None else torch.ones_like(has_audio).expand(len(r)))
+                          for r in rows.split(WINDOW_CHUNK)])
 
-    def sample_timeline(self, contexts: Tensor, num_samples: int, generator: torch.Generator, steps: int) -> Tensor:
-        """Tokens [K, N] of W consecutive windows (N = n + (W − 1)(n − overlap_tokens)) from their contexts
-        [W, n, width], all K samples of many windows per denoiser call: even windows first, then odd windows
-        with the tokens shared with their (already sampled) neighbours pinned."""
+    def sample_timelines(self, contexts: list[Tensor], num_samples: int, generators: list[torch.Generator],
+                         steps: int) -> list[Tensor]:
+        """Tokens [K, N_i] of each speaker's W_i consecutive windows (N_i = n + (W_i − 1)(n − overlap_tokens))
+        from their contexts [W_i, n, width], all K samples of many windows per denoiser call: even windows
+        first, then odd windows with the tokens shared with their (already sampled) neighbours pinned.
+
+        Alone, a speaker's windows of one parity are sampled `WINDOW_CHUNK` at a time, each chunk drawing
+        its noise in turn. Several speakers go in rounds, round j holding each speaker's j-th chunk of the
+        parity, and a round's chunks share denoiser calls (up to `WINDOW_CHUNK` windows, `RowNoise` drawing
+        each chunk's rows from its speaker's generator): every generator sees the draws of its speaker
+        alone, in the same order and shapes, so each timeline is the one sampled alone."""
         cfg, k = self.config, num_samples
-        n, shift, count = cfg.tokens, cfg.tokens - cfg.overlap_tokens, len(contexts)
-        device = contexts.device
-        rows = torch.arange(count, device=device)[:, None] * shift + torch.arange(n, device=device)
-        timeline = torch.zeros(k, (count - 1) * shift + n, dtype=torch.long, device=device)
-        covered = torch.zeros(timeline.shape[1], dtype=torch.bool, device=device)
+        n, shift = cfg.tokens, cfg.tokens - cfg.overlap_tokens
+        device = contexts[0].device
+        rows = [torch.arange(len(c), device=device)[:, None] * shift + torch.arange(n, device=device)
+                for c in contexts]
+        timelines = [torch.zeros(k, (len(c) - 1) * shift + n, dtype=torch.long, device=device) for c in contexts]
+        covered = [torch.zeros(t.shape[1], dtype=torch.bool, device=device) for t in timelines]
         for parity in (0, 1):
-            for chunk in torch.arange(parity, count, 2, device=device).split(WINDOW_CHUNK):
-                window_rows = rows[chunk]
-                context = contexts[chunk].repeat_interleave(k, dim=0)
-                known = timeline[:, window_rows].transpose(0, 1).flatten(0, 1)          # [len(chunk)·K, n]
-                pinned = covered[window_rows].repeat_interleave(k, dim=0)
-                drawn = self.sample_tokens(context, generator, steps, pinned if parity else None, known)
-                timeline[:, window_rows] = drawn.view(len(chunk), k, n).transpose(0, 1)
-            covered[rows[parity::2].flatten()] = True
-        return timeline
+            chunks = [[(i, chunk) for chunk in torch.arange(parity, len(c), 2, device=device).split(WINDOW_CHUNK)
+                       if len(chunk)] for i, c in enumerate(contexts)]
+            for round_chunks in itertools.zip_longest(*chunks):
+                for call in shared_calls([c for c in round_chunks if c is not None], k):
+                    window_rows = [rows[i][chunk] for i, chunk in call]
+                    context = torch.cat([contexts[i][chunk].repeat_interleave(k, dim=0) for i, chunk in call])
+                    known = torch.cat([timelines[i][:, r].transpose(0, 1).flatten(0, 1)          # [len(chunk)·K, n]
+                                       for (i, _), r in zip(call, window_rows)])
+                    pinned = torch.cat([covered[i][r].repeat_interleave(k, dim=0)
+                                        for (i, _), r in zip(call, window_rows)])
+                    noise = RowNoise([(generators[i], len(chunk) * k) for i, chunk in call])
+                    drawn = self.sample_tokens(context, noise, steps, pinned if parity else None, known)
+                    for (i, chunk), r, part in zip(call, window_rows, drawn.split([len(c) * k for _, c in call])):
+                        timelines[i][:, r] = part.view(len(chunk), k, n).transpose(0, 1)
+            for i, r in enumerate(rows):
+                covered[i][r[parity::2].flatten()] = True
+        return timelines
 
     def _padded_speaker(self, audio: Tensor | None, face: Tensor | None, frames: int) -> tuple[Tensor, ...]:
         """Normalised audio [frames, 123] and face [frames, 83] (zeros where absent, last frame repeated
@@ -530,8 +588,15 @@ class DiffListener(LearnedGenerator):
         return self.config.text_dim
 
     def generate(self, cond: Conditioning, num_samples: int, seed: int) -> Motion:
-        self.check_request(cond, num_samples)
-        generator = torch.Generator(self.device).manual_seed(seed)
-        text = None if cond.text is None else (torch.from_numpy(cond.text.table()), torch.from_numpy(cond.text.rows()))
-        motion = self.model.generate(*speaker_tensors(cond, self.device), num_samples, generator, self.steps, text)
-        return Motion(motion[..., :ARKIT58_DIM].cpu().numpy(), self.spec, cond.fps)
+        return self.generate_many([cond], num_samples, [seed])[0]
+
+    def generate_many(self, conds: list[Conditioning], num_samples: int, seeds: list[int]) -> list[Motion]:
+        """Inputs sampled together (`DiffListenerModel.generate_many`), each from its own seeded generator."""
+        self.check_requests(conds, num_samples, seeds)
+        speakers = [(*speaker_tensors(cond, self.device), None if cond.text is None else
+                     (torch.from_numpy(cond.text.table()), torch.from_numpy(cond.text.rows()))) for cond in conds]
+        motions = self.model.generate_many(speakers, num_samples,
+                                           [torch.Generator(self.device).manual_seed(seed) for seed in seeds],
+                                           self.steps)
+        return [Motion(motion[..., :ARKIT58_DIM].cpu().numpy(), self.spec, cond.fps)
+                for motion, cond in zip(motions, conds)]

@@ -32,6 +32,10 @@ class RowNoise:
         """Uniform [0, 1) ``[*shape]``, split by rows as `randn`."""
         return self._drawn(torch.rand, shape, dtype)
 
+    def randint(self, high: int, shape: tuple[int, ...]) -> Tensor:
+        """Integers uniform in 0 … ``high`` − 1 ``[*shape]`` (int64), split by rows as `randn`."""
+        return self._drawn(lambda size, **options: torch.randint(high, size, **options), shape, torch.int64)
+
     def _drawn(self, draw, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
         if shape[0] != self.rows:
             raise ValueError(f"noise for {shape[0]} rows asked of generators owning {self.rows}")
