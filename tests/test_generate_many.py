@@ -12,7 +12,7 @@ import torch
 from helpers import ROOT, synthetic_audio
 from listenerctl.conditioning import Conditioning
 from listenerctl.models import REGISTRY, load_generator
-from listenerctl.models.seeding import RowNoise
+from listenerctl.models.seeding import RowNoise, shared_calls
 
 LISTENERS = [name for name, entry in REGISTRY.items() if entry.learned and entry.task == "listener"]
 
@@ -33,11 +33,11 @@ def conds() -> list[Conditioning]:
     return [sample, replace(sample, face=None), short, Conditioning(25.0, 410, audio=synthetic_audio(410, seed=3))]
 
 
-# Largest difference allowed between an input's batched and alone result. lbd batches the denoiser's matrix
-# products over all inputs' windows: its noise is identical, but float32 GEMM kernels pick their blocking by the
-# batch's row count, so sums round differently (measured up to 4e-7 on arkit58 values in [0, 1] after 50
-# steps). sfms, facetok and difflistener share calls only where rows round alike (difflistener samples chunks of
-# at most `SOLO_ROWS` rows alone, e.g. the short input here): byte for byte.
+# Largest difference allowed between an input's batched and alone result. lbd shares denoiser calls between inputs'
+# chunks (`seeding.shared_calls`) with identical noise, but float32 GEMM kernels pick their blocking by the batch's
+# row count, so its sums may round differently (measured up to 4e-7 on arkit58 values in [0, 1] after 50 steps
+# when every round's chunks shared one call). sfms, facetok and difflistener share calls only where rows round
+# alike (difflistener samples chunks of at most `SOLO_ROWS` rows alone, e.g. the short input here): byte for byte.
 TOLERANCE = {"lbd": 1e-5}
 
 
@@ -69,3 +69,10 @@ def test_row_noise_draws_each_block_from_its_own_generator():
     torch.testing.assert_close(drawn[2:], torch.randn(3, 4, generator=torch.Generator().manual_seed(2)), rtol=0, atol=0)
     with pytest.raises(ValueError, match="rows"):
         noise.rand((4, 4))
+
+
+def test_shared_calls_pack_chunks_in_order_and_keep_small_ones_alone():
+    windows = [3, 3, 4, 2, 3, 3]          # × 4 samples: rows 12, 12, 16, 8 (≤ SOLO_ROWS: alone), 12, 12
+    calls = shared_calls([(speaker, torch.arange(w)) for speaker, w in enumerate(windows)], num_samples=4,
+                         max_windows=6)
+    assert [[speaker for speaker, _ in call] for call in calls] == [[0, 1], [2], [3], [4, 5]]

@@ -153,13 +153,6 @@ def test_chunked_decoding_equals_one_pass(shipped, monkeypatch):
     torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=1e-5)
 
 
-def test_shared_calls_pack_chunks_in_order_and_keep_small_ones_alone(monkeypatch):
-    monkeypatch.setattr(dl, "WINDOW_CHUNK", 6)
-    windows = [3, 3, 4, 2, 3, 3]          # × 4 samples: rows 12, 12, 16, 8 (≤ SOLO_ROWS: alone), 12, 12
-    calls = dl.shared_calls([(speaker, torch.arange(w)) for speaker, w in enumerate(windows)], num_samples=4)
-    assert [[speaker for speaker, _ in call] for call in calls] == [[0, 1], [2], [3], [4, 5]]
-
-
 def test_batched_inputs_over_several_chunks_equal_alone(quick, monkeypatch):
     """`generate_many` over inputs whose windows take one or several chunks per parity (chunks of 8 windows
     here): chunks of a round share calls, small chunks sample alone, and each input gets exactly its

@@ -59,7 +59,7 @@ from listenerctl.models.layers import (CrossAttentionLayer, PositionalEncoding, 
                                        TransformerEncoder)
 from listenerctl.models.learned import LearnedGenerator
 from listenerctl.models.quantize import VectorQuantizer
-from listenerctl.models.seeding import RowNoise, as_row_noise
+from listenerctl.models.seeding import RowNoise, as_row_noise, shared_calls
 from listenerctl.models.speaker import speaker_tensors
 from listenerctl.motion import ARKIT58_DIM, ARKIT58_EMOTION25_DIM, BLENDSHAPE_DIM, Motion, get_spec
 
@@ -261,27 +261,6 @@ def draw(weights: Tensor, generator: torch.Generator | RowNoise) -> Tensor:
     cumulative = weights.cumsum(-1)
     u = as_row_noise(generator, len(weights)).rand((*weights.shape[:-1], 1)) * cumulative[..., -1:]
     return torch.searchsorted(cumulative, u, right=True).squeeze(-1).clamp_(max=weights.shape[-1] - 1)
-
-
-# Chunks of at most this many rows (windows × K) are sampled in a call of their own, never shared: on CPU, float32
-# matrix products of so few rows (the diffusion-step embedding has one row per batch row) take another kernel
-# than a larger batch's and round differently, and a token draw may then flip.
-SOLO_ROWS = 10
-
-
-def shared_calls(chunks: list[tuple[int, Tensor]], num_samples: int) -> list[list[tuple[int, Tensor]]]:
-    """Chunks (speaker, window indices) grouped in order into denoiser calls of at most `WINDOW_CHUNK`
-    windows; a chunk of at most `SOLO_ROWS` rows (windows × ``num_samples``) gets a call of its own."""
-    calls: list[list[tuple[int, Tensor]]] = []
-    windows = 0
-    for speaker, chunk in chunks:
-        solo = len(chunk) * num_samples <= SOLO_ROWS
-        if solo or not calls or windows + len(chunk) > WINDOW_CHUNK or calls[-1][-1][2]:
-            calls.append([])
-            windows = 0
-        calls[-1].append((speaker, chunk, solo))
-        windows += len(chunk)
-    return [[(speaker, chunk) for speaker, chunk, _ in call] for call in calls]
 
 
 # ---------------------------------------------------------------- speaker fusion and denoiser
@@ -533,7 +512,7 @@ class DiffListenerModel(nn.Module):
             chunks = [[(i, chunk) for chunk in torch.arange(parity, len(c), 2, device=device).split(WINDOW_CHUNK)
                        if len(chunk)] for i, c in enumerate(contexts)]
             for round_chunks in itertools.zip_longest(*chunks):
-                for call in shared_calls([c for c in round_chunks if c is not None], k):
+                for call in shared_calls([c for c in round_chunks if c is not None], k, WINDOW_CHUNK):
                     window_rows = [rows[i][chunk] for i, chunk in call]
                     context = torch.cat([contexts[i][chunk].repeat_interleave(k, dim=0) for i, chunk in call])
                     known = torch.cat([timelines[i][:, r].transpose(0, 1).flatten(0, 1)          # [len(chunk)·K, n]

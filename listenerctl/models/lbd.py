@@ -36,6 +36,7 @@ dropped at random so that audio-only, face-only and audio+face conditioning all 
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -47,7 +48,7 @@ from listenerctl.conditioning import Conditioning
 from listenerctl.errors import ListenerctlError
 from listenerctl.features.audio import AUDIO_FEATURE_DIM
 from listenerctl.models.diffusion import DDIMSampler, NoiseSchedule, PLMSSampler, Sampler, sample
-from listenerctl.models.seeding import RowNoise
+from listenerctl.models.seeding import RowNoise, shared_calls
 from listenerctl.models.layers import PositionalEncoding, TimestepEmbedding, TransformerEncoder
 from listenerctl.models.learned import LearnedGenerator
 from listenerctl.models.speaker import speaker_tensors
@@ -363,7 +364,8 @@ class LatentBehaviorDiffusion(nn.Module):
         """For each input i, normalised latents [W_i, K, n, c] of its W_i consecutive windows (overlapping
         by ``overlap / stride`` tokens) from their z_sem ``codes[i]`` [W_i, n · c] and its K samples'
         ``styles[i]`` [K, c], with noise from ``generators[i]``; all K samples of many windows (of all
-        inputs) in one batch.
+        inputs) in one batch: in each pass, round j holds every input's j-th chunk of `WINDOW_CHUNK` windows,
+        and a round's chunks share calls as `seeding.shared_calls` groups them.
 
         ``windows="parallel"``: two passes, the even windows, which do not overlap each other, sampled
         freely, then the odd windows with the tokens they share with their neighbours pinned to the
@@ -389,25 +391,25 @@ class LatentBehaviorDiffusion(nn.Module):
             if windows == "parallel" else [[torch.arange(i, min(i + 1, len(code)), device=device) for code in codes]
                                            for i in range(longest)]
         for members in passes:
-            chunks = [list(m.split(WINDOW_CHUNK)) if len(m) else [] for m in members]
-            for j in range(max(map(len, chunks))):
-                part = [(i, chunk[j]) for i, chunk in enumerate(chunks) if j < len(chunk)]
-                cond = torch.cat([torch.cat([codes[i][chunk].repeat_interleave(k, dim=0),
-                                             styles[i].repeat(len(chunk), 1)], dim=-1) for i, chunk in part])
-                cond_share = self.denoiser.condition(cond)
+            chunks = [[(i, chunk) for chunk in m.split(WINDOW_CHUNK) if len(chunk)] for i, m in enumerate(members)]
+            for round_chunks in itertools.zip_longest(*chunks):
+                for part in shared_calls([c for c in round_chunks if c is not None], k, WINDOW_CHUNK):
+                    cond = torch.cat([torch.cat([codes[i][chunk].repeat_interleave(k, dim=0),
+                                                 styles[i].repeat(len(chunk), 1)], dim=-1) for i, chunk in part])
+                    cond_share = self.denoiser.condition(cond)
 
-                def predict_noise(z_t: Tensor, t: Tensor) -> Tensor:
-                    return self.predict_noise(z_t.flatten(1), t, cond_share + step_share[int(t[0])]).view_as(z_t)
+                    def predict_noise(z_t: Tensor, t: Tensor) -> Tensor:
+                        return self.predict_noise(z_t.flatten(1), t, cond_share + step_share[int(t[0])]).view_as(z_t)
 
-                pinned = None
-                if covered[part[0][0]][rows[part[0][0]][part[0][1]]].any():
-                    pinned = tuple(torch.cat(v) for v in zip(*[
-                        (timelines[i][:, rows[i][chunk]].transpose(0, 1).flatten(0, 1),
-                         covered[i][rows[i][chunk]].repeat_interleave(k, dim=0)[..., None]) for i, chunk in part]))
-                noise = RowNoise([(generators[i], len(chunk) * k) for i, chunk in part])
-                drawn = sample(predict_noise, (noise.rows, n, c), chosen, steps, noise, inpaint=pinned)
-                for (i, chunk), block in zip(part, drawn.split([len(chunk) * k for _, chunk in part])):
-                    timelines[i][:, rows[i][chunk]] = block.view(len(chunk), k, n, c).transpose(0, 1)
+                    pinned = None
+                    if covered[part[0][0]][rows[part[0][0]][part[0][1]]].any():
+                        pinned = tuple(torch.cat(v) for v in zip(*[
+                            (timelines[i][:, rows[i][chunk]].transpose(0, 1).flatten(0, 1),
+                             covered[i][rows[i][chunk]].repeat_interleave(k, dim=0)[..., None]) for i, chunk in part]))
+                    noise = RowNoise([(generators[i], len(chunk) * k) for i, chunk in part])
+                    drawn = sample(predict_noise, (noise.rows, n, c), chosen, steps, noise, inpaint=pinned)
+                    for (i, chunk), block in zip(part, drawn.split([len(chunk) * k for _, chunk in part])):
+                        timelines[i][:, rows[i][chunk]] = block.view(len(chunk), k, n, c).transpose(0, 1)
             for i, member in enumerate(members):
                 covered[i][rows[i][member].flatten()] = True
         return [timeline[:, r].transpose(0, 1) for timeline, r in zip(timelines, rows)]

@@ -44,6 +44,28 @@ class RowNoise:
         return blocks[0] if len(blocks) == 1 else torch.cat(blocks)
 
 
+# Chunks of at most this many rows (windows × K) are sampled in a call of their own, never shared: on CPU, float32
+# matrix products of so few rows (a diffusion-step embedding has one row per batch row) take another kernel than a
+# larger batch's and round differently, and a token draw may then flip.
+SOLO_ROWS = 10
+
+
+def shared_calls(chunks: list[tuple[int, Tensor]], num_samples: int,
+                 max_windows: int) -> list[list[tuple[int, Tensor]]]:
+    """Chunks (input, window indices) grouped in order into network calls of at most ``max_windows`` windows; a
+    chunk of at most `SOLO_ROWS` rows (windows × ``num_samples``) gets a call of its own."""
+    calls: list[list[tuple[int, Tensor, bool]]] = []
+    windows = 0
+    for member, chunk in chunks:
+        solo = len(chunk) * num_samples <= SOLO_ROWS
+        if solo or not calls or windows + len(chunk) > max_windows or calls[-1][-1][2]:
+            calls.append([])
+            windows = 0
+        calls[-1].append((member, chunk, solo))
+        windows += len(chunk)
+    return [[(member, chunk) for member, chunk, _ in call] for call in calls]
+
+
 def as_row_noise(generator: torch.Generator | RowNoise, rows: int) -> RowNoise:
     """``generator`` as a `RowNoise` owning all ``rows`` rows (a `RowNoise` is returned as it is)."""
     return generator if isinstance(generator, RowNoise) else RowNoise([(generator, rows)])
