@@ -63,9 +63,16 @@ def predict(corpus: Corpus, model: str, samples: int, seed: int = EVAL_SEED, dev
     """Run a registered generator on every speaker clip of ``corpus``."""
     from listenerctl.models import load_generator
 
-    generator = load_generator(model, checkpoint, device, task="listener")
-    motion = [generator.generate(generator.usable(clip.cond), samples, seed + i).data for i, clip in enumerate(corpus.clips)]
-    return Predictions(model, np.stack(motion))
+    return generate_predictions(load_generator(model, checkpoint, device, task="listener"), corpus, samples, seed)
+
+
+def generate_predictions(generator, corpus: Corpus, samples: int, seed: int = EVAL_SEED,
+                         conds: list | None = None) -> Predictions:
+    """``samples`` motions of a loaded ``generator`` for every speaker clip of ``corpus``, clip i seeded
+    ``seed + i``; ``conds`` (one per clip, e.g. the clips' speakers shuffled) replace the clips' own."""
+    conds = [clip.cond for clip in corpus.clips] if conds is None else conds
+    motion = [generator.generate(generator.usable(cond), samples, seed + i).data for i, cond in enumerate(conds)]
+    return Predictions(generator.name, np.stack(motion))
 
 
 def write_predictions(predictions: Predictions, corpus: Corpus, folder: Path) -> None:

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from listenerctl.data.corpus import training_data_card
 from listenerctl.errors import ListenerctlError
-from listenerctl.evaluate import Predictions, score
+from listenerctl.evaluate import generate_predictions, score
 from listenerctl.models.difflistener import FPS, NAME, SPEC, DiffListener, DiffListenerConfig, DiffListenerModel
 from listenerctl.training.listener_windows import STATISTICS, WindowSource, feature_statistics, listener_splits
 from listenerctl.training.loop import TrainPlan, config_with, load_init, start_model
@@ -82,10 +82,9 @@ def make_train_plan(data: Path, device: str = "cpu", seed: int = 0, init: Path |
         metrics.update({f"val_{k}": v for k, v in model.diffusion_loss(
             batch, torch.Generator(device).manual_seed(seed + 1)).items() if k != "loss"})
         generator = DiffListener(model)
-        conds = [generator.usable(clip.cond) for clip in val.clips]
+        conds = [clip.cond for clip in val.clips]
         for label, order in (("", conds), ("_shuffled", conds[1:] + conds[:1])):
-            motion = np.stack([generator.generate(c, EVAL_SAMPLES, seed + i).data for i, c in enumerate(order)])
-            react = score(Predictions(NAME, motion), val)
+            react = score(generate_predictions(generator, val, EVAL_SAMPLES, seed, order), val)
             names = ("FRCorr",) if label else react
             metrics.update({f"val_{name}{label}_k{EVAL_SAMPLES}": react[name] for name in names})
         return metrics

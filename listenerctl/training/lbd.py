@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from listenerctl.data.corpus import training_data_card
-from listenerctl.evaluate import Predictions, score
+from listenerctl.evaluate import generate_predictions, score
 from listenerctl.models.lbd import FPS, NAME, SPEC, LatentBehaviorDiffusion, LBDConfig, LBDListener
 from listenerctl.training.listener_windows import STATISTICS, WindowSource, feature_statistics, listener_splits
 from listenerctl.training.loop import TrainPlan, config_with, load_init, start_model
@@ -76,9 +76,7 @@ def make_train_plan(data: Path, device: str = "cpu", seed: int = 0, init: Path |
         noise = torch.Generator(device).manual_seed(seed + 1)
         batch["style"] = model.reaction_styles(held_out.tiles(cfg.window))[batch["reaction"]]
         generator = LBDListener(model)
-        motion = np.stack([generator.generate(generator.usable(clip.cond), EVAL_SAMPLES, seed + i).data
-                           for i, clip in enumerate(val.clips)])
-        react = score(Predictions(NAME, motion), val)
+        react = score(generate_predictions(generator, val, EVAL_SAMPLES, seed), val)
         return {"val_recon_mse": F.mse_loss(recon, batch["listener"]),
                 "val_eps_mse": model.diffusion_loss(batch, noise)["eps"],
                 **{f"val_{name}_k{EVAL_SAMPLES}": value for name, value in react.items()}}

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from listenerctl.data.corpus import training_data_card
-from listenerctl.evaluate import Predictions, score
+from listenerctl.evaluate import generate_predictions, score
 from listenerctl.models.sfms import FPS, NAME, SFMS, SPEC, WINDOW_CHUNK, SFMSConfig, SFMSListener
 from listenerctl.motion import ARKIT58_DIM
 from listenerctl.training.listener_windows import WindowSource, feature_statistics, listener_splits
@@ -139,9 +139,7 @@ def make_train_plan(data: Path, device: str = "cpu", seed: int = 0, init: Path |
                                 EVAL_WINDOWS, cfg)
             metrics.update({f"val_{k}": v for k, v in model.prediction_loss(batch).items() if k != "loss"})
             generator = SFMSListener(model)
-            motion = np.stack([generator.generate(generator.usable(clip.cond), EVAL_SAMPLES, seed + i).data
-                               for i, clip in enumerate(val.clips)])
-            react = score(Predictions(NAME, motion), val)
+            react = score(generate_predictions(generator, val, EVAL_SAMPLES, seed), val)
             metrics.update({f"val_{name}_k{EVAL_SAMPLES}": value for name, value in react.items()})
         return metrics
 
